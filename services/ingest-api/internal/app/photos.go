@@ -1,0 +1,246 @@
+// Package app holds ingest-api's use cases: register photos, request their
+// processing (one PhotoRequested each, through the outbox) and read them.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/photopipe/photopipe/shared/rendition"
+	"github.com/photopipe/photopipe/shared/storage"
+)
+
+// InvalidError is a request the client must change; Code is stable.
+type InvalidError struct {
+	Code    string
+	Message string
+}
+
+func (e *InvalidError) Error() string { return e.Message }
+
+func invalid(code, format string, args ...any) error {
+	return &InvalidError{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrNotFound is returned for an unknown photo or file.
+var ErrNotFound = errors.New("not found")
+
+// Photo is a photo as the API shows it.
+type Photo struct {
+	UUID        string
+	URL         string
+	Status      string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	Attempt     int
+	Renditions  []string
+	Filename    string
+	Original    *Original
+	Failure     *Failure
+	CompletedAt *time.Time
+	Thumbnails  []Thumbnail
+}
+
+// Original describes the stored original of a photo.
+type Original struct {
+	Key         string
+	ContentType string
+	Bytes       int64
+	Width       int
+	Height      int
+	Pages       int
+}
+
+// Failure says why a photo failed.
+type Failure struct {
+	Stage     string
+	Code      string
+	Message   string
+	Retryable bool
+}
+
+// Thumbnail is one stored rendition.
+type Thumbnail struct {
+	Rendition string
+	Page      int
+	Key       string
+	Width     int
+	Height    int
+	Format    string
+	Bytes     int64
+}
+
+// NewPhoto is a photo to register.
+type NewPhoto struct {
+	URL        string
+	Renditions []string
+}
+
+// Outcome of a processing request for one photo.
+const (
+	OutcomeQueued            = "queued"
+	OutcomeNotFound          = "not_found"
+	OutcomeAlreadyQueued     = "already_queued"
+	OutcomeAlreadyProcessing = "already_processing"
+	OutcomeAlreadyCompleted  = "already_completed"
+)
+
+// ProcessResult is the outcome of a processing request for one photo.
+type ProcessResult struct {
+	UUID    string
+	Outcome string
+	Attempt int
+}
+
+// ProcessOptions qualify a processing request.
+type ProcessOptions struct {
+	// Renditions replaces the photo's renditions when not empty.
+	Renditions []string
+	// Reprocess starts a new attempt for completed photos too.
+	Reprocess bool
+}
+
+// Repository stores photos and, in the same transaction, the events that
+// request their processing.
+type Repository interface {
+	Create(ctx context.Context, photos []NewPhoto, process bool, correlationID string) ([]Photo, error)
+	RequestProcessing(ctx context.Context, ids []string, opts ProcessOptions, correlationID string) ([]ProcessResult, error)
+	ListPending(ctx context.Context, after string, limit int) ([]Photo, error)
+	Get(ctx context.Context, id string) (Photo, error)
+}
+
+// Limits bound requests.
+type Limits struct {
+	MaxPhotos    int
+	MaxURLLength int
+	PageSize     int
+	MaxPageSize  int
+}
+
+// Service implements the use cases.
+type Service struct {
+	repo    Repository
+	store   storage.Store
+	presets rendition.Presets
+	limits  Limits
+}
+
+// NewService returns a Service.
+func NewService(repo Repository, store storage.Store, presets rendition.Presets, limits Limits) *Service {
+	return &Service{repo: repo, store: store, presets: presets, limits: limits}
+}
+
+// Register creates one photo per URL, all with the same renditions, and
+// requests their processing at once when process is set.
+func (s *Service) Register(ctx context.Context, urls []string, renditions []string, process bool, correlationID string) ([]Photo, error) {
+	if len(urls) == 0 {
+		return nil, invalid("empty_list", "no photo URLs given")
+	}
+	if len(urls) > s.limits.MaxPhotos {
+		return nil, invalid("too_many_photos", "%d photos in one request; the limit is %d", len(urls), s.limits.MaxPhotos)
+	}
+	names, err := s.presets.Check(renditions)
+	if err != nil {
+		return nil, invalid("unknown_rendition", "%v", err)
+	}
+	photos := make([]NewPhoto, 0, len(urls))
+	for i, raw := range urls {
+		if err := s.checkURL(raw); err != nil {
+			return nil, invalid("invalid_url", "urls[%d]: %v", i, err)
+		}
+		photos = append(photos, NewPhoto{URL: raw, Renditions: names})
+	}
+	return s.repo.Create(ctx, photos, process, correlationID)
+}
+
+func (s *Service) checkURL(raw string) error {
+	if len(raw) > s.limits.MaxURLLength {
+		return fmt.Errorf("longer than %d characters", s.limits.MaxURLLength)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL", raw)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%q is not an http or https URL", raw)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q has no host", raw)
+	}
+	return nil
+}
+
+// Process requests processing of the photos: exactly one PhotoRequested per
+// photo (duplicates in ids count once), and an outcome for every id.
+func (s *Service) Process(ctx context.Context, ids []string, opts ProcessOptions, correlationID string) ([]ProcessResult, error) {
+	if len(ids) == 0 {
+		return nil, invalid("empty_list", "no photo uuids given")
+	}
+	if len(ids) > s.limits.MaxPhotos {
+		return nil, invalid("too_many_photos", "%d photos in one request; the limit is %d", len(ids), s.limits.MaxPhotos)
+	}
+	unique := make([]string, 0, len(ids))
+	seen := map[string]bool{}
+	for i, id := range ids {
+		u, err := uuid.Parse(id)
+		if err != nil {
+			return nil, invalid("invalid_uuid", "uuids[%d]: %q is not a UUID", i, id)
+		}
+		id = u.String()
+		if !seen[id] {
+			seen[id] = true
+			unique = append(unique, id)
+		}
+	}
+	if len(opts.Renditions) > 0 {
+		names, err := s.presets.Check(opts.Renditions)
+		if err != nil {
+			return nil, invalid("unknown_rendition", "%v", err)
+		}
+		opts.Renditions = names
+	}
+	return s.repo.RequestProcessing(ctx, unique, opts, correlationID)
+}
+
+// Pending lists pending photos, oldest first, after the photo with uuid
+// after (the cursor), at most limit (0 for the default page size).
+func (s *Service) Pending(ctx context.Context, after string, limit int) ([]Photo, error) {
+	if after != "" {
+		if _, err := uuid.Parse(after); err != nil {
+			return nil, invalid("invalid_cursor", "after: %q is not a UUID", after)
+		}
+	}
+	switch {
+	case limit == 0:
+		limit = s.limits.PageSize
+	case limit < 0 || limit > s.limits.MaxPageSize:
+		return nil, invalid("invalid_limit", "limit must be between 1 and %d", s.limits.MaxPageSize)
+	}
+	return s.repo.ListPending(ctx, after, limit)
+}
+
+// Get returns one photo with its original and renditions.
+func (s *Service) Get(ctx context.Context, id string) (Photo, error) {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return Photo{}, invalid("invalid_uuid", "%q is not a UUID", id)
+	}
+	return s.repo.Get(ctx, u.String())
+}
+
+// OpenFile opens a stored file by key.
+func (s *Service) OpenFile(ctx context.Context, key string) (storage.Object, error) {
+	obj, err := s.store.Open(ctx, key)
+	switch {
+	case errors.Is(err, storage.ErrInvalidKey):
+		return nil, invalid("invalid_key", "%q is not a valid file path", key)
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, fmt.Errorf("file %q: %w", key, ErrNotFound)
+	}
+	return obj, err
+}

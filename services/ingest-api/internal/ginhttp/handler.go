@@ -1,0 +1,252 @@
+// Package ginhttp is ingest-api's HTTP interface (gin): it binds requests,
+// calls the use cases and maps their errors to JSON responses.
+package ginhttp
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/photopipe/photopipe/services/ingest-api/internal/app"
+	"github.com/photopipe/photopipe/shared/bus"
+	"github.com/photopipe/photopipe/shared/logging"
+)
+
+// Handler serves the API.
+type Handler struct {
+	svc          *app.Service
+	log          *slog.Logger
+	maxBodyBytes int64
+}
+
+// NewHandler returns a Handler over svc.
+func NewHandler(svc *app.Service, log *slog.Logger, maxBodyBytes int64) *Handler {
+	return &Handler{svc: svc, log: log, maxBodyBytes: maxBodyBytes}
+}
+
+// CorrelationHeader carries a request's correlation id in and out.
+const CorrelationHeader = "X-Correlation-ID"
+
+// Routes registers every route on r; extra handlers (health) are passed in.
+func (h *Handler) Routes(r *gin.Engine, healthz, readyz gin.HandlerFunc) {
+	r.Use(h.correlate, h.accessLog)
+	r.GET("/healthz", healthz)
+	r.GET("/readyz", readyz)
+	r.POST("/photos", h.createPhotos)
+	r.GET("/photos/pending", h.listPending)
+	r.POST("/photos/process", h.processPhotos)
+	r.GET("/photos/:uuid", h.getPhoto)
+	r.GET("/files/*key", h.serveFile)
+	r.HEAD("/files/*key", h.serveFile)
+	r.NoRoute(func(c *gin.Context) {
+		c.JSON(http.StatusNotFound, errorBody{Code: "no_route", Error: fmt.Sprintf("no route %s %s", c.Request.Method, c.Request.URL.Path)})
+	})
+	r.NoMethod(func(c *gin.Context) {
+		c.JSON(http.StatusMethodNotAllowed, errorBody{Code: "method_not_allowed", Error: fmt.Sprintf("%s is not allowed on %s", c.Request.Method, c.Request.URL.Path)})
+	})
+}
+
+func (h *Handler) correlate(c *gin.Context) {
+	id := c.GetHeader(CorrelationHeader)
+	if id == "" || len(id) > 128 {
+		id = uuid.NewString()
+	}
+	c.Header(CorrelationHeader, id)
+	ctx := bus.WithCorrelationID(c.Request.Context(), id)
+	c.Request = c.Request.WithContext(logging.With(ctx, slog.String("correlation_id", id)))
+	c.Next()
+}
+
+func (h *Handler) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	h.log.DebugContext(c.Request.Context(), "http request",
+		slog.String("method", c.Request.Method), slog.String("route", c.FullPath()),
+		slog.Int("status", c.Writer.Status()), slog.Duration("duration", time.Since(start)))
+}
+
+// readJSON reads a bounded body and reports whether it is a bare array.
+func (h *Handler) readJSON(c *gin.Context) ([]byte, bool, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, h.maxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, false, err
+		}
+		return nil, false, &app.InvalidError{Code: "invalid_body", Message: "could not read the request body"}
+	}
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return nil, false, &app.InvalidError{Code: "invalid_json", Message: "the request body is empty; send JSON"}
+	}
+	return trimmed, trimmed[0] == '[', nil
+}
+
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &app.InvalidError{Code: "invalid_json", Message: "malformed JSON: " + err.Error()}
+	}
+	if dec.More() {
+		return &app.InvalidError{Code: "invalid_json", Message: "malformed JSON: data after the first value"}
+	}
+	return nil
+}
+
+type createRequest struct {
+	URL        string   `json:"url"`
+	URLs       []string `json:"urls"`
+	Process    bool     `json:"process"`
+	Renditions []string `json:"renditions"`
+}
+
+// createPhotos registers photos by URL: a bare array of URLs, {"url": ...}
+// or {"urls": [...]}, with optional "process" and "renditions".
+func (h *Handler) createPhotos(c *gin.Context) {
+	body, bare, err := h.readJSON(c)
+	if err != nil {
+		h.respondError(c, err)
+		return
+	}
+	var req createRequest
+	if bare {
+		err = decodeStrict(body, &req.URLs)
+	} else {
+		err = decodeStrict(body, &req)
+	}
+	if err != nil {
+		h.respondError(c, err)
+		return
+	}
+	if req.URL != "" {
+		req.URLs = append([]string{req.URL}, req.URLs...)
+	}
+	if q := c.Query("process"); q != "" {
+		req.Process, err = strconv.ParseBool(q)
+		if err != nil {
+			badRequest(c, "invalid_query", "process must be true or false")
+			return
+		}
+	}
+	photos, err := h.svc.Register(c.Request.Context(), req.URLs, req.Renditions, req.Process, bus.CorrelationID(c.Request.Context()))
+	if err != nil {
+		h.respondError(c, err)
+		return
+	}
+	out := make([]photoJSON, len(photos))
+	for i, p := range photos {
+		out[i] = toJSON(p)
+	}
+	c.JSON(http.StatusCreated, gin.H{"photos": out})
+}
+
+type processRequest struct {
+	UUIDs      []string `json:"uuids"`
+	Payload    []string `json:"payload"`
+	Renditions []string `json:"renditions"`
+	Reprocess  bool     `json:"reprocess"`
+}
+
+// processPhotos requests processing: a bare array of uuids, {"uuids": [...]}
+// or {"payload": [...]}, with optional "renditions" and "reprocess".
+func (h *Handler) processPhotos(c *gin.Context) {
+	body, bare, err := h.readJSON(c)
+	if err != nil {
+		h.respondError(c, err)
+		return
+	}
+	var req processRequest
+	if bare {
+		err = decodeStrict(body, &req.UUIDs)
+	} else {
+		err = decodeStrict(body, &req)
+	}
+	if err != nil {
+		h.respondError(c, err)
+		return
+	}
+	ids := append(req.UUIDs, req.Payload...)
+	results, err := h.svc.Process(c.Request.Context(), ids,
+		app.ProcessOptions{Renditions: req.Renditions, Reprocess: req.Reprocess}, bus.CorrelationID(c.Request.Context()))
+	if err != nil {
+		h.respondError(c, err)
+		return
+	}
+	out := make([]processResultJSON, len(results))
+	counts := map[string]int{}
+	for i, r := range results {
+		out[i] = processResultJSON{UUID: r.UUID, Outcome: r.Outcome, Attempt: r.Attempt}
+		counts[r.Outcome]++
+	}
+	c.JSON(http.StatusAccepted, gin.H{"results": out, "counts": counts})
+}
+
+// listPending returns pending photos as a JSON array, oldest first; when a
+// page is full, X-Next-Cursor holds the value for ?after= of the next page.
+func (h *Handler) listPending(c *gin.Context) {
+	limit := 0
+	if q := c.Query("limit"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil {
+			badRequest(c, "invalid_limit", "limit must be a whole number")
+			return
+		}
+		limit = n
+		if limit == 0 {
+			badRequest(c, "invalid_limit", "limit must be positive")
+			return
+		}
+	}
+	photos, err := h.svc.Pending(c.Request.Context(), c.Query("after"), limit)
+	if err != nil {
+		h.respondError(c, err)
+		return
+	}
+	out := make([]photoJSON, len(photos))
+	for i, p := range photos {
+		out[i] = toJSON(p)
+	}
+	if len(photos) > 0 && (limit == 0 || len(photos) == limit) {
+		c.Header("X-Next-Cursor", photos[len(photos)-1].UUID)
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (h *Handler) getPhoto(c *gin.Context) {
+	p, err := h.svc.Get(c.Request.Context(), c.Param("uuid"))
+	if err != nil {
+		h.respondError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, toJSON(p))
+}
+
+// serveFile serves a stored file with its content type, an ETag and range
+// support; keys cannot leave the storage root.
+func (h *Handler) serveFile(c *gin.Context) {
+	key := c.Param("key")
+	if len(key) > 0 && key[0] == '/' {
+		key = key[1:]
+	}
+	obj, err := h.svc.OpenFile(c.Request.Context(), key)
+	if err != nil {
+		h.respondError(c, err)
+		return
+	}
+	defer obj.Close()
+	info := obj.Info()
+	c.Header("ETag", fmt.Sprintf(`"%x-%x"`, info.Size, info.ModTime.UnixNano()))
+	c.Header("Cache-Control", "public, max-age=3600")
+	c.Header("X-Content-Type-Options", "nosniff")
+	http.ServeContent(c.Writer, c.Request, info.Key, info.ModTime, obj)
+}

@@ -1,0 +1,85 @@
+package ginhttp
+
+import (
+	"time"
+
+	"github.com/photopipe/photopipe/services/ingest-api/internal/app"
+)
+
+type photoJSON struct {
+	UUID        string          `json:"uuid"`
+	URL         string          `json:"url"`
+	Status      string          `json:"status"`
+	CreatedAt   time.Time       `json:"created_at"`
+	UpdatedAt   time.Time       `json:"updated_at"`
+	Attempt     int             `json:"attempt"`
+	Renditions  []string        `json:"renditions"`
+	Filename    string          `json:"filename,omitempty"`
+	CompletedAt *time.Time      `json:"completed_at,omitempty"`
+	Failure     *failureJSON    `json:"failure"`
+	FailureCode *string         `json:"failure_code"`
+	Original    *originalJSON   `json:"original"`
+	Thumbnails  []thumbnailJSON `json:"thumbnails"`
+}
+
+type failureJSON struct {
+	Stage     string `json:"stage"`
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Retryable bool   `json:"retryable"`
+}
+
+type originalJSON struct {
+	Path        string `json:"path"`
+	FileURL     string `json:"file_url"`
+	ContentType string `json:"content_type"`
+	Bytes       int64  `json:"bytes"`
+	Width       int    `json:"width"`
+	Height      int    `json:"height"`
+	Pages       int    `json:"pages"`
+}
+
+type thumbnailJSON struct {
+	Rendition string `json:"rendition"`
+	Page      int    `json:"page"`
+	URL       string `json:"url"`
+	FileURL   string `json:"file_url"`
+	Width     int    `json:"width"`
+	Height    int    `json:"height"`
+	Format    string `json:"format"`
+	Bytes     int64  `json:"bytes"`
+}
+
+// fileURL is where GET /files serves a storage key.
+func fileURL(key string) string { return "/files/" + key }
+
+func toJSON(p app.Photo) photoJSON {
+	out := photoJSON{
+		UUID: p.UUID, URL: p.URL, Status: p.Status, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
+		Attempt: p.Attempt, Renditions: p.Renditions, Filename: p.Filename, CompletedAt: p.CompletedAt,
+		Thumbnails: []thumbnailJSON{},
+	}
+	if p.Failure != nil {
+		out.Failure = &failureJSON{Stage: p.Failure.Stage, Code: p.Failure.Code, Message: p.Failure.Message, Retryable: p.Failure.Retryable}
+		out.FailureCode = &p.Failure.Code
+	}
+	if o := p.Original; o != nil {
+		out.Original = &originalJSON{
+			Path: o.Key, FileURL: fileURL(o.Key), ContentType: o.ContentType, Bytes: o.Bytes,
+			Width: o.Width, Height: o.Height, Pages: o.Pages,
+		}
+	}
+	for _, t := range p.Thumbnails {
+		out.Thumbnails = append(out.Thumbnails, thumbnailJSON{
+			Rendition: t.Rendition, Page: t.Page, URL: t.Key, FileURL: fileURL(t.Key),
+			Width: t.Width, Height: t.Height, Format: t.Format, Bytes: t.Bytes,
+		})
+	}
+	return out
+}
+
+type processResultJSON struct {
+	UUID    string `json:"uuid"`
+	Outcome string `json:"outcome"`
+	Attempt int    `json:"attempt,omitempty"`
+}

@@ -1,0 +1,165 @@
+// Package outbox is ingest-api's transactional outbox: events are written
+// to the outbox table in the transaction that creates or changes the
+// photos they are about, and a Relay publishes them once committed. A
+// request that was accepted is therefore never lost, even while the broker
+// is down.
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"golang.org/x/sync/errgroup"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/photopipe/photopipe/shared/bus"
+	"github.com/photopipe/photopipe/shared/database"
+	"github.com/photopipe/photopipe/shared/event"
+)
+
+// Add writes events to the outbox within tx, tagged with correlationID.
+func Add(tx *gorm.DB, correlationID string, events ...event.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	rows := make([]database.OutboxMessage, 0, len(events))
+	for _, e := range events {
+		msg, err := bus.Marshaler.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("marshal %s: %w", event.Topic(e), err)
+		}
+		if correlationID != "" {
+			msg.Metadata.Set(middleware.CorrelationIDMetadataKey, correlationID)
+		}
+		rows = append(rows, database.OutboxMessage{
+			Topic: event.Topic(e), MessageID: msg.UUID, Payload: msg.Payload, Metadata: msg.Metadata,
+		})
+	}
+	if err := tx.CreateInBatches(&rows, 500).Error; err != nil {
+		return fmt.Errorf("write outbox: %w", err)
+	}
+	return nil
+}
+
+// Relay publishes committed outbox rows and deletes them once the broker
+// has confirmed them. Replicas share the table safely: rows are claimed
+// with FOR UPDATE SKIP LOCKED.
+type Relay struct {
+	db       *gorm.DB
+	pub      message.Publisher
+	log      *slog.Logger
+	batch    int
+	parallel int
+	interval time.Duration
+	wake     chan struct{}
+}
+
+// NewRelay returns a Relay publishing up to batch rows per round, parallel
+// at a time, looking every interval when not woken by Notify.
+func NewRelay(db *gorm.DB, pub message.Publisher, log *slog.Logger, batch, parallel int, interval time.Duration) *Relay {
+	return &Relay{db: db, pub: pub, log: log, batch: batch, parallel: max(parallel, 1), interval: interval, wake: make(chan struct{}, 1)}
+}
+
+// Notify tells the relay that new rows were committed.
+func (r *Relay) Notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run publishes until ctx ends. Failures (the broker is down) are logged
+// and retried with backoff; the rows stay in the table meanwhile.
+func (r *Relay) Run(ctx context.Context) error {
+	backoff := r.interval / 4
+	for {
+		n, err := r.Flush(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		wait := r.interval
+		switch {
+		case err != nil:
+			r.log.WarnContext(ctx, "outbox publish failed", slog.String("error", err.Error()))
+			backoff = min(backoff*2, 10*time.Second)
+			wait = backoff
+		case n == r.batch:
+			continue // more waiting
+		default:
+			backoff = r.interval / 4
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.wake:
+			if err != nil {
+				// still back off after a failure
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(wait):
+				}
+			}
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Flush publishes one batch and returns how many rows it published.
+func (r *Relay) Flush(ctx context.Context) (int, error) {
+	published := 0
+	var pubErr error
+	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var rows []database.OutboxMessage
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"}).
+			Order("id").Limit(r.batch).Find(&rows).Error; err != nil {
+			return fmt.Errorf("read outbox: %w", err)
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		done := make([]bool, len(rows))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(r.parallel)
+		for i := range rows {
+			g.Go(func() error {
+				row := rows[i]
+				msg := message.NewMessage(row.MessageID, row.Payload)
+				for k, v := range row.Metadata {
+					msg.Metadata.Set(k, v)
+				}
+				msg.SetContext(gctx)
+				if err := r.pub.Publish(row.Topic, msg); err != nil {
+					return fmt.Errorf("publish %s: %w", row.Topic, err)
+				}
+				done[i] = true
+				return nil
+			})
+		}
+		pubErr = g.Wait()
+		ids := make([]int64, 0, len(rows))
+		for i, ok := range done {
+			if ok {
+				ids = append(ids, rows[i].ID)
+			}
+		}
+		if len(ids) > 0 {
+			if err := tx.Where("id IN ?", ids).Delete(&database.OutboxMessage{}).Error; err != nil {
+				return fmt.Errorf("delete published outbox rows: %w", err)
+			}
+		}
+		// What was published is deleted even when some publishes failed;
+		// the rest stays for the next round.
+		published = len(ids)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return published, pubErr
+}

@@ -1,0 +1,215 @@
+// Package postgres is ingest-api's Repository: photos and the outbox
+// events that request their processing, written in one transaction.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/photopipe/photopipe/services/ingest-api/internal/app"
+	"github.com/photopipe/photopipe/services/ingest-api/internal/outbox"
+	"github.com/photopipe/photopipe/shared/database"
+	"github.com/photopipe/photopipe/shared/event"
+)
+
+// Repository implements app.Repository.
+type Repository struct {
+	db     *gorm.DB
+	notify func()
+}
+
+var _ app.Repository = (*Repository)(nil)
+
+// New returns a Repository; notify is called after a transaction that wrote
+// outbox events has committed.
+func New(db *gorm.DB, notify func()) *Repository {
+	return &Repository{db: db, notify: notify}
+}
+
+// Create inserts the photos and, when process is set, their first
+// PhotoRequested events.
+func (r *Repository) Create(ctx context.Context, photos []app.NewPhoto, process bool, correlationID string) ([]app.Photo, error) {
+	rows := make([]database.Photo, len(photos))
+	for i, p := range photos {
+		rows[i] = database.Photo{URL: p.URL, Status: database.StatusPending, Renditions: p.Renditions}
+		if process {
+			rows[i].Attempt = 1
+		}
+	}
+	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.CreateInBatches(&rows, 500).Error; err != nil {
+			return fmt.Errorf("insert photos: %w", err)
+		}
+		if !process {
+			return nil
+		}
+		events := make([]event.Event, len(rows))
+		for i, p := range rows {
+			events[i] = requested(p)
+		}
+		return outbox.Add(tx, correlationID, events...)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if process {
+		r.notify()
+	}
+	out := make([]app.Photo, len(rows))
+	for i, p := range rows {
+		out[i] = toApp(p)
+	}
+	return out, nil
+}
+
+func requested(p database.Photo) *event.PhotoRequested {
+	e := &event.PhotoRequested{
+		Header:     event.NewHeader(p.UUID, p.Attempt),
+		URL:        p.URL,
+		Filename:   p.Filename,
+		Renditions: p.Renditions,
+	}
+	if p.OriginalKey != nil && p.URL == "" {
+		e.OriginalKey = *p.OriginalKey
+	}
+	return e
+}
+
+// RequestProcessing starts a new attempt for every listed photo that has no
+// request outstanding, in one transaction with its PhotoRequested. The rows
+// are locked, so concurrent requests for a photo queue it once.
+func (r *Repository) RequestProcessing(ctx context.Context, ids []string, opts app.ProcessOptions, correlationID string) ([]app.ProcessResult, error) {
+	results := make([]app.ProcessResult, len(ids))
+	queued := 0
+	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var rows []database.Photo
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("uuid IN ?", ids).Order("uuid").Find(&rows).Error; err != nil {
+			return fmt.Errorf("read photos: %w", err)
+		}
+		byID := make(map[string]database.Photo, len(rows))
+		for _, p := range rows {
+			byID[p.UUID] = p
+		}
+		var queue []string
+		var events []event.Event
+		for i, id := range ids {
+			p, ok := byID[id]
+			results[i] = app.ProcessResult{UUID: id, Outcome: outcome(p, ok, opts.Reprocess), Attempt: p.Attempt}
+			if results[i].Outcome != app.OutcomeQueued {
+				continue
+			}
+			p.Attempt++
+			if len(opts.Renditions) > 0 {
+				p.Renditions = opts.Renditions
+			}
+			results[i].Attempt = p.Attempt
+			queue = append(queue, id)
+			events = append(events, requested(p))
+		}
+		if len(queue) == 0 {
+			return nil
+		}
+		update := map[string]any{"attempt": gorm.Expr("attempt + 1"), "updated_at": gorm.Expr("now()")}
+		if len(opts.Renditions) > 0 {
+			update["renditions"] = gorm.Expr("?::jsonb", renditionsJSON(opts.Renditions))
+		}
+		if err := tx.Model(&database.Photo{}).Where("uuid IN ?", queue).Updates(update).Error; err != nil {
+			return fmt.Errorf("start attempts: %w", err)
+		}
+		queued = len(queue)
+		return outbox.Add(tx, correlationID, events...)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if queued > 0 {
+		r.notify()
+	}
+	return results, nil
+}
+
+// outcome decides what a processing request does to photo p. A request is
+// outstanding while the photo's newest attempt has not been picked up.
+func outcome(p database.Photo, found, reprocess bool) string {
+	switch {
+	case !found:
+		return app.OutcomeNotFound
+	case p.Attempt > p.StatusAttempt:
+		return app.OutcomeAlreadyQueued
+	case p.Status == database.StatusProcessing:
+		return app.OutcomeAlreadyProcessing
+	case p.Status == database.StatusCompleted && !reprocess:
+		return app.OutcomeAlreadyCompleted
+	}
+	return app.OutcomeQueued
+}
+
+// ListPending returns pending photos oldest first, after the cursor.
+func (r *Repository) ListPending(ctx context.Context, after string, limit int) ([]app.Photo, error) {
+	q := r.db.WithContext(ctx).Where("status = ?", database.StatusPending)
+	if after != "" {
+		q = q.Where("(created_at, uuid) > (SELECT created_at, uuid FROM photos WHERE uuid = ?)", after)
+	}
+	var rows []database.Photo
+	if err := q.Order("created_at, uuid").Limit(limit).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("list pending photos: %w", err)
+	}
+	out := make([]app.Photo, len(rows))
+	for i, p := range rows {
+		out[i] = toApp(p)
+	}
+	return out, nil
+}
+
+// Get returns a photo with its renditions.
+func (r *Repository) Get(ctx context.Context, id string) (app.Photo, error) {
+	var p database.Photo
+	err := r.db.WithContext(ctx).
+		Preload("Thumbnails", func(db *gorm.DB) *gorm.DB { return db.Order("rendition, page") }).
+		Where("uuid = ?", id).Take(&p).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return app.Photo{}, fmt.Errorf("photo %s: %w", id, app.ErrNotFound)
+	}
+	if err != nil {
+		return app.Photo{}, fmt.Errorf("get photo %s: %w", id, err)
+	}
+	return toApp(p), nil
+}
+
+func toApp(p database.Photo) app.Photo {
+	out := app.Photo{
+		UUID: p.UUID, URL: p.URL, Status: string(p.Status), CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
+		Attempt: p.Attempt, Renditions: p.Renditions, Filename: p.Filename, CompletedAt: p.CompletedAt,
+	}
+	if p.OriginalKey != nil {
+		out.Original = &app.Original{
+			Key: *p.OriginalKey, ContentType: deref(p.ContentType), Bytes: deref(p.Bytes),
+			Width: deref(p.Width), Height: deref(p.Height), Pages: deref(p.Pages),
+		}
+	}
+	if p.FailureCode != nil {
+		out.Failure = &app.Failure{
+			Stage: deref(p.FailureStage), Code: *p.FailureCode, Message: deref(p.FailureMessage),
+			Retryable: deref(p.FailureRetryable),
+		}
+	}
+	for _, t := range p.Thumbnails {
+		out.Thumbnails = append(out.Thumbnails, app.Thumbnail{
+			Rendition: t.Rendition, Page: t.Page, Key: t.URL, Width: t.Width, Height: t.Height,
+			Format: t.Format, Bytes: t.Bytes,
+		})
+	}
+	return out
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}

@@ -1,0 +1,142 @@
+// Command ingest-api is photopipe's HTTP front door: it registers photos,
+// requests their processing through a transactional outbox, reports their
+// state and serves stored files.
+//
+// Subcommands: "migrate" applies the database migrations and exits;
+// "healthcheck" probes a running instance's /readyz.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/gin-gonic/gin"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/photopipe/photopipe/services/ingest-api/internal/app"
+	"github.com/photopipe/photopipe/services/ingest-api/internal/config"
+	"github.com/photopipe/photopipe/services/ingest-api/internal/ginhttp"
+	"github.com/photopipe/photopipe/services/ingest-api/internal/outbox"
+	"github.com/photopipe/photopipe/services/ingest-api/internal/postgres"
+	"github.com/photopipe/photopipe/shared/bus"
+	"github.com/photopipe/photopipe/shared/database"
+	"github.com/photopipe/photopipe/shared/health"
+	"github.com/photopipe/photopipe/shared/logging"
+	"github.com/photopipe/photopipe/shared/storage"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "ingest-api:", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx ends. When bound is not nil it receives the HTTP
+// address once the server listens (tests use ":0").
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, bound chan<- string) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	if len(args) > 0 && args[0] == "healthcheck" {
+		addr := cfg.HealthAddr
+		if addr == "" {
+			addr = cfg.HTTPAddr
+		}
+		return health.Probe(ctx, addr)
+	}
+	log, err := logging.New(cfg.Log, stdout, bus.IngestAPI)
+	if err != nil {
+		return err
+	}
+	db, err := database.Open(ctx, cfg.DB)
+	if err != nil {
+		return err
+	}
+	defer database.Close(db)
+	if len(args) > 0 && args[0] == "migrate" {
+		log.InfoContext(ctx, "migrations applied")
+		return database.Migrate(ctx, db)
+	}
+	store, err := storage.NewLocal(cfg.StorageDir)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	if err := cfg.Bus.Declare(ctx); err != nil {
+		return fmt.Errorf("declare topology: %w", err)
+	}
+	wlog := watermill.NewSlogLoggerWithLevelMapping(log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	pub, err := cfg.Bus.NewPublisher(wlog)
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+	relay := outbox.NewRelay(db, pub, log, cfg.OutboxBatch, cfg.Bus.PublishChannels, cfg.OutboxPollInterval)
+	svc := app.NewService(postgres.New(db, relay.Notify), store, cfg.Presets, app.Limits{
+		MaxPhotos: cfg.MaxPhotosPerCall, MaxURLLength: cfg.MaxURLLength,
+		PageSize: cfg.PageSize, MaxPageSize: cfg.MaxPageSize,
+	})
+
+	checks := []health.Check{database.Check(db), {Name: "broker", Func: func(context.Context) error {
+		if !pub.IsConnected() {
+			return errors.New("not connected to the broker")
+		}
+		return nil
+	}}}
+	gin.SetMode(gin.ReleaseMode)
+	engine := gin.New()
+	engine.Use(gin.Recovery())
+	ready := health.ReadyHandler(checks...)
+	ginhttp.NewHandler(svc, log, cfg.MaxBodyBytes).Routes(engine,
+		func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) },
+		gin.WrapH(ready))
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+	}
+	if bound != nil {
+		bound <- ln.Addr().String()
+	}
+	srv := &http.Server{
+		Handler:           engine,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), cfg.ShutdownTimeout)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	g.Go(func() error { return relay.Run(gctx) })
+	g.Go(func() error { return health.Serve(gctx, cfg.HealthAddr, checks, nil) })
+	log.InfoContext(ctx, "service started", slog.String("addr", ln.Addr().String()))
+	err = g.Wait()
+	log.InfoContext(context.WithoutCancel(ctx), "service stopped")
+	return err
+}

@@ -1,0 +1,112 @@
+// Package app holds the recorder's use cases: apply each pipeline event to
+// the photo's state, idempotently and never backwards.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/google/uuid"
+
+	"github.com/photopipe/photopipe/shared/bus"
+	"github.com/photopipe/photopipe/shared/event"
+	"github.com/photopipe/photopipe/shared/logging"
+)
+
+// Handler names. They name nothing on the broker, but stay stable for logs.
+const (
+	RequestedHandler  = "recorder.requested"
+	DownloadedHandler = "recorder.downloaded"
+	CompletedHandler  = "recorder.completed"
+	FailedHandler     = "recorder.failed"
+)
+
+// Repository stores photo state. Each method applies its event only when
+// that moves the photo forward (a newer attempt, or a later status within
+// the same attempt) and reports whether it did.
+type Repository interface {
+	MarkProcessing(ctx context.Context, e *event.PhotoRequested) (bool, error)
+	RecordOriginal(ctx context.Context, e *event.PhotoDownloaded) (bool, error)
+	Complete(ctx context.Context, e *event.ThumbnailCreated) (bool, error)
+	Fail(ctx context.Context, e *event.PhotoFailed) (bool, error)
+}
+
+// Recorder handles every pipeline event.
+type Recorder struct {
+	repo Repository
+	log  *slog.Logger
+}
+
+// New returns a Recorder over repo.
+func New(repo Repository, log *slog.Logger) *Recorder {
+	return &Recorder{repo: repo, log: log}
+}
+
+func (r *Recorder) ctx(ctx context.Context, h event.Header) context.Context {
+	return logging.With(ctx, slog.String("photo_id", h.PhotoID), slog.Int("attempt", h.Attempt))
+}
+
+// check refuses events that can never apply; they go to the dead-letter
+// queue for a person to look at instead of being retried.
+func check(h event.Header) error {
+	if err := uuid.Validate(h.PhotoID); err != nil {
+		return bus.Permanent(fmt.Errorf("event %s: photo id %q: %w", h.EventID, h.PhotoID, err))
+	}
+	if h.Attempt < 1 {
+		return bus.Permanent(fmt.Errorf("event %s: attempt %d is not positive", h.EventID, h.Attempt))
+	}
+	return nil
+}
+
+func (r *Recorder) done(ctx context.Context, what string, applied bool, err error) error {
+	if err != nil {
+		return fmt.Errorf("record %s: %w", what, err)
+	}
+	if applied {
+		r.log.InfoContext(ctx, "photo state recorded", slog.String("event", what))
+	} else {
+		r.log.DebugContext(ctx, "stale or duplicate event ignored", slog.String("event", what))
+	}
+	return nil
+}
+
+// Requested moves the photo to processing.
+func (r *Recorder) Requested(ctx context.Context, e *event.PhotoRequested) error {
+	if err := check(e.Header); err != nil {
+		return err
+	}
+	ctx = r.ctx(ctx, e.Header)
+	ok, err := r.repo.MarkProcessing(ctx, e)
+	return r.done(ctx, event.TopicPhotoRequested, ok, err)
+}
+
+// Downloaded records the stored original.
+func (r *Recorder) Downloaded(ctx context.Context, e *event.PhotoDownloaded) error {
+	if err := check(e.Header); err != nil {
+		return err
+	}
+	ctx = r.ctx(ctx, e.Header)
+	ok, err := r.repo.RecordOriginal(ctx, e)
+	return r.done(ctx, event.TopicPhotoDownloaded, ok, err)
+}
+
+// Completed writes the renditions and completes the photo, atomically.
+func (r *Recorder) Completed(ctx context.Context, e *event.ThumbnailCreated) error {
+	if err := check(e.Header); err != nil {
+		return err
+	}
+	ctx = r.ctx(ctx, e.Header)
+	ok, err := r.repo.Complete(ctx, e)
+	return r.done(ctx, event.TopicThumbnailCreated, ok, err)
+}
+
+// Failed records why the photo failed.
+func (r *Recorder) Failed(ctx context.Context, e *event.PhotoFailed) error {
+	if err := check(e.Header); err != nil {
+		return err
+	}
+	ctx = r.ctx(ctx, e.Header)
+	ok, err := r.repo.Fail(ctx, e)
+	return r.done(ctx, event.TopicPhotoFailed, ok, err)
+}

@@ -1,0 +1,118 @@
+// Package postgres is the recorder's Repository on Postgres: conditional
+// updates that only ever move a photo forward, so duplicate and
+// out-of-order deliveries change nothing.
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/photopipe/photopipe/services/recorder/internal/app"
+	"github.com/photopipe/photopipe/shared/database"
+	"github.com/photopipe/photopipe/shared/event"
+)
+
+// Repository implements app.Repository.
+type Repository struct {
+	db *gorm.DB
+}
+
+var _ app.Repository = (*Repository)(nil)
+
+// New returns a Repository over db.
+func New(db *gorm.DB) *Repository {
+	return &Repository{db: db}
+}
+
+// advances is true when an event of attempt @attempt that brings the photo
+// to a status of rank @rank moves it forward: (attempt, rank) only grows.
+const advances = `(status_attempt < @attempt OR (status_attempt = @attempt AND
+	(CASE status WHEN 'pending' THEN 0 WHEN 'processing' THEN 1 ELSE 2 END) < @rank))`
+
+// MarkProcessing moves the photo to processing.
+func (r *Repository) MarkProcessing(ctx context.Context, e *event.PhotoRequested) (bool, error) {
+	res := r.db.WithContext(ctx).Exec(`UPDATE photos
+		SET status = 'processing', status_attempt = @attempt, updated_at = now(),
+		    failure_stage = NULL, failure_code = NULL, failure_message = NULL, failure_retryable = NULL
+		WHERE uuid = @id AND `+advances,
+		map[string]any{"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusProcessing.Rank()})
+	return res.RowsAffected > 0, res.Error
+}
+
+// RecordOriginal stores the original's details (for the newest attempt,
+// whatever its status: the resizer may have finished first) and moves the
+// photo to processing if that is forward.
+func (r *Repository) RecordOriginal(ctx context.Context, e *event.PhotoDownloaded) (bool, error) {
+	res := r.db.WithContext(ctx).Exec(`UPDATE photos
+		SET original_key = @key, content_type = @ct, bytes = @bytes, filename = @filename,
+		    width = COALESCE(NULLIF(@w, 0), width), height = COALESCE(NULLIF(@h, 0), height),
+		    status = CASE WHEN `+advances+` THEN 'processing'::photo_status ELSE status END,
+		    failure_stage = CASE WHEN `+advances+` THEN NULL ELSE failure_stage END,
+		    failure_code = CASE WHEN `+advances+` THEN NULL ELSE failure_code END,
+		    failure_message = CASE WHEN `+advances+` THEN NULL ELSE failure_message END,
+		    status_attempt = GREATEST(status_attempt, @attempt),
+		    updated_at = now()
+		WHERE uuid = @id AND status_attempt <= @attempt`,
+		map[string]any{
+			"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusProcessing.Rank(),
+			"key": e.OriginalKey, "ct": e.ContentType, "bytes": e.Bytes, "filename": e.Filename,
+			"w": e.Width, "h": e.Height,
+		})
+	return res.RowsAffected > 0, res.Error
+}
+
+// Complete writes the renditions and marks the photo completed in one
+// transaction. Rows are unique per (photo, rendition, page); a newer
+// attempt replaces them.
+func (r *Repository) Complete(ctx context.Context, e *event.ThumbnailCreated) (bool, error) {
+	applied := false
+	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Exec(`UPDATE photos
+			SET status = 'completed', status_attempt = @attempt, updated_at = now(), completed_at = now(),
+			    width = @w, height = @h, pages = @pages,
+			    failure_stage = NULL, failure_code = NULL, failure_message = NULL, failure_retryable = NULL
+			WHERE uuid = @id AND `+advances,
+			map[string]any{
+				"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusCompleted.Rank(),
+				"w": e.Width, "h": e.Height, "pages": e.Pages,
+			})
+		if res.Error != nil {
+			return fmt.Errorf("complete photo: %w", res.Error)
+		}
+		if res.RowsAffected == 0 || len(e.Renditions) == 0 {
+			return nil
+		}
+		applied = true
+		rows := make([]database.Thumbnail, 0, len(e.Renditions))
+		for _, rd := range e.Renditions {
+			rows = append(rows, database.Thumbnail{
+				PhotoUUID: e.PhotoID, Rendition: rd.Name, Page: rd.Page, Width: rd.Width, Height: rd.Height,
+				URL: rd.Key, Format: rd.Format, Bytes: rd.Bytes,
+			})
+		}
+		if err := tx.Clauses(clause.OnConflict{
+			Columns:   []clause.Column{{Name: "photo_uuid"}, {Name: "rendition"}, {Name: "page"}},
+			DoUpdates: clause.AssignmentColumns([]string{"width", "height", "url", "format", "bytes", "created_at"}),
+		}).Create(&rows).Error; err != nil {
+			return fmt.Errorf("write renditions: %w", err)
+		}
+		return nil
+	})
+	return applied, err
+}
+
+// Fail marks the photo failed with the event's stage, code and message.
+func (r *Repository) Fail(ctx context.Context, e *event.PhotoFailed) (bool, error) {
+	res := r.db.WithContext(ctx).Exec(`UPDATE photos
+		SET status = 'failed', status_attempt = @attempt, updated_at = now(),
+		    failure_stage = @stage, failure_code = @code, failure_message = @msg, failure_retryable = @retryable
+		WHERE uuid = @id AND `+advances,
+		map[string]any{
+			"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusFailed.Rank(),
+			"stage": e.Stage, "code": e.Code, "msg": e.Message, "retryable": e.Retryable,
+		})
+	return res.RowsAffected > 0, res.Error
+}

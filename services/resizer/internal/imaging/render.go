@@ -1,0 +1,135 @@
+package imaging
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	_ "image/gif" // decoder registration
+	"image/jpeg"
+	"image/png"
+	"io"
+
+	"github.com/nfnt/resize"
+
+	"github.com/photopipe/photopipe/shared/event"
+	"github.com/photopipe/photopipe/shared/rendition"
+)
+
+// Limits bound the work of decoding one image.
+type Limits struct {
+	MaxPixels int64 // width*height of the decoded image
+}
+
+// Decode reads the image header, refuses images over the pixel limit before
+// allocating them, then decodes. Its errors are event Failures.
+func Decode(r io.ReadSeeker, lim Limits) (image.Image, error) {
+	cfg, format, err := image.DecodeConfig(r)
+	if errors.Is(err, image.ErrFormat) {
+		return nil, event.Fail(event.CodeUnsupportedFormat, "the image format is not supported")
+	}
+	if err != nil {
+		return nil, event.Fail(event.CodeDecodeError, "read %s header: %v", format, err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return nil, event.Fail(event.CodeDecodeError, "the image declares %dx%d pixels", cfg.Width, cfg.Height)
+	}
+	if px := int64(cfg.Width) * int64(cfg.Height); px > lim.MaxPixels {
+		return nil, event.Fail(event.CodePixelLimit, "%dx%d is %d pixels, the limit is %d", cfg.Width, cfg.Height, px, lim.MaxPixels)
+	}
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("rewind image: %w", err)
+	}
+	img, _, err := image.Decode(r)
+	if err != nil {
+		return nil, event.Fail(event.CodeDecodeError, "decode %s: %v", format, err)
+	}
+	return img, nil
+}
+
+// Render scales img for preset p.
+func Render(img image.Image, p rendition.Preset) image.Image {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	if p.Mode == rendition.Crop {
+		return cropCentre(img, p.Width, p.Height)
+	}
+	nw, nh := rendition.FitSize(w, h, p.Width, p.Height)
+	if nw == w && nh == h {
+		return img
+	}
+	return resize.Resize(uint(nw), uint(nh), img, resize.Lanczos3)
+}
+
+// cropCentre scales img to cover tw x th (without upscaling) and cuts out
+// the centre; an image smaller than the box keeps its size on that side.
+func cropCentre(img image.Image, tw, th int) image.Image {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	// Scale so that the smaller relative side matches the box.
+	sw, sh := w, h
+	if w*th >= h*tw { // relatively wider: height decides
+		if h > th {
+			sh = th
+			sw = max((w*th+h/2)/h, tw)
+		}
+	} else if w > tw {
+		sw = tw
+		sh = max((h*tw+w/2)/w, th)
+	}
+	scaled := img
+	if sw != w || sh != h {
+		scaled = resize.Resize(uint(sw), uint(sh), img, resize.Lanczos3)
+	}
+	cw, ch := min(tw, sw), min(th, sh)
+	sb := scaled.Bounds()
+	x0 := sb.Min.X + (sw-cw)/2
+	y0 := sb.Min.Y + (sh-ch)/2
+	out := image.NewNRGBA(image.Rect(0, 0, cw, ch))
+	draw.Draw(out, out.Bounds(), scaled, image.Pt(x0, y0), draw.Src)
+	return out
+}
+
+// Encode writes img in the preset's format. PNG output is 8 bits per
+// channel: images are converted to NRGBA first, because Go's encoder
+// would write YCbCr and 16-bit sources as 16-bit PNGs, larger and slower.
+func Encode(img image.Image, p rendition.Preset) ([]byte, error) {
+	var buf bytes.Buffer
+	switch p.Format {
+	case "png":
+		enc := png.Encoder{CompressionLevel: png.DefaultCompression}
+		if err := enc.Encode(&buf, toNRGBA(img)); err != nil {
+			return nil, fmt.Errorf("encode png: %w", err)
+		}
+	default:
+		if err := jpeg.Encode(&buf, flatten(img), &jpeg.Options{Quality: p.Quality}); err != nil {
+			return nil, fmt.Errorf("encode jpeg: %w", err)
+		}
+	}
+	return buf.Bytes(), nil
+}
+
+func toNRGBA(img image.Image) *image.NRGBA {
+	if n, ok := img.(*image.NRGBA); ok {
+		return n
+	}
+	b := img.Bounds()
+	out := image.NewNRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	draw.Draw(out, out.Bounds(), img, b.Min, draw.Src)
+	return out
+}
+
+// flatten puts an image with transparency on white, as JPEG has no alpha.
+func flatten(img image.Image) image.Image {
+	switch img.(type) {
+	case *image.YCbCr, *image.Gray, *image.CMYK:
+		return img
+	}
+	b := img.Bounds()
+	out := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	draw.Draw(out, out.Bounds(), image.NewUniform(color.White), image.Point{}, draw.Src)
+	draw.Draw(out, out.Bounds(), img, b.Min, draw.Over)
+	return out
+}

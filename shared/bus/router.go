@@ -1,0 +1,233 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
+	"github.com/ThreeDotsLabs/watermill/components/cqrs"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/photopipe/photopipe/shared/logging"
+)
+
+// Metadata keys photopipe adds to messages.
+const (
+	// QueueKey names the queue a dead-lettered message was consumed from, so
+	// a replay goes back to that queue only, not to every subscriber.
+	QueueKey = "photopipe_queue"
+	// ServiceKey names the service that dead-lettered a message.
+	ServiceKey = "photopipe_service"
+	// DeadLetteredAtKey is when the message was dead-lettered (RFC 3339).
+	DeadLetteredAtKey = "photopipe_dead_lettered_at"
+)
+
+// Marshaler is the JSON marshaler of events; names are Go type names.
+var Marshaler = cqrs.JSONMarshaler{GenerateName: cqrs.StructName}
+
+func (c Config) amqpConfig(service string) amqp.Config {
+	cfg := amqp.NewDurablePubSubConfig(c.URL, func(topic string) string {
+		return c.QueueName(topic, service)
+	})
+	cfg.Connection.Reconnect = amqp.DefaultReconnectConfig()
+	cfg.Queue.Arguments = c.queueArgs()
+	cfg.Publish.ConfirmDelivery = true
+	cfg.Publish.ChannelPoolSize = c.PublishChannels
+	cfg.Consume.Qos.PrefetchCount = c.Prefetch
+	cfg.Marshaler = amqp.DefaultMarshaler{PreprocessDelivery: stringHeaders}
+	return cfg
+}
+
+// stringHeaders turns the broker's non-string headers (x-delivery-count on
+// quorum queues, x-death on dead letters) into strings, which Watermill's
+// metadata requires; without it such a message could never be handled.
+func stringHeaders(d amqp091.Delivery) amqp091.Delivery {
+	for k, v := range d.Headers {
+		switch v := v.(type) {
+		case string:
+		case []byte:
+			d.Headers[k] = string(v)
+		case int, int8, int16, int32, int64, uint8, uint16, uint32, uint64, float32, float64, bool:
+			d.Headers[k] = fmt.Sprint(v)
+		case time.Time:
+			d.Headers[k] = v.UTC().Format(time.RFC3339)
+		default:
+			b, err := json.Marshal(v)
+			if err != nil {
+				d.Headers[k] = fmt.Sprint(v)
+			} else {
+				d.Headers[k] = string(b)
+			}
+		}
+	}
+	return d
+}
+
+// NewPublisher returns a publisher with confirms and a channel pool.
+func (c Config) NewPublisher(logger watermill.LoggerAdapter) (*amqp.Publisher, error) {
+	pub, err := amqp.NewPublisher(c.amqpConfig(""), logger)
+	if err != nil {
+		return nil, fmt.Errorf("create publisher: %w", err)
+	}
+	return pub, nil
+}
+
+// NewSubscriber returns a subscriber that consumes service's queues.
+func (c Config) NewSubscriber(service string, logger watermill.LoggerAdapter) (*amqp.Subscriber, error) {
+	sub, err := amqp.NewSubscriber(c.amqpConfig(service), logger)
+	if err != nil {
+		return nil, fmt.Errorf("create subscriber: %w", err)
+	}
+	return sub, nil
+}
+
+// NewEventBus returns an event bus publishing each event on its topic and
+// carrying the correlation id of the context into the message.
+func NewEventBus(pub message.Publisher, logger watermill.LoggerAdapter) (*cqrs.EventBus, error) {
+	return cqrs.NewEventBusWithConfig(pub, cqrs.EventBusConfig{
+		GeneratePublishTopic: func(p cqrs.GenerateEventPublishTopicParams) (string, error) {
+			return p.EventName, nil
+		},
+		OnPublish: func(p cqrs.OnEventSendParams) error {
+			if id := CorrelationID(p.Message.Context()); id != "" {
+				middleware.SetCorrelationID(id, p.Message)
+			}
+			return nil
+		},
+		Marshaler: Marshaler,
+		Logger:    logger,
+	})
+}
+
+// NewRouter returns a router whose handlers run, outermost first: the
+// correlation id into the context, the dead-letter queue for what retrying
+// gave up on, retries with exponential backoff and jitter that skip
+// permanent errors, and panic recovery. A handler error must never reach
+// the broker as a nack: RabbitMQ would redeliver it forever.
+func (c Config) NewRouter(service string, pub message.Publisher, logger watermill.LoggerAdapter, log *slog.Logger) (*message.Router, error) {
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, logger)
+	if err != nil {
+		return nil, fmt.Errorf("create router: %w", err)
+	}
+	poison, err := middleware.PoisonQueue(pub, DeadLetterTopic(service))
+	if err != nil {
+		return nil, fmt.Errorf("dead-letter middleware: %w", err)
+	}
+	router.AddMiddleware(
+		correlate,
+		c.markQueue(service),
+		logDeadLetter(log, poison),
+		middleware.Retry{
+			MaxRetries:          c.RetryMax,
+			InitialInterval:     c.RetryInitial,
+			MaxInterval:         c.RetryMaxInterval,
+			Multiplier:          2,
+			RandomizationFactor: 0.5,
+			ShouldRetry: func(p middleware.RetryParams) bool {
+				return !IsPermanent(p.Err)
+			},
+			Logger: logger,
+		}.Middleware,
+		middleware.Recoverer,
+	)
+	return router, nil
+}
+
+// markQueue records in the message which queue it came from and when, so a
+// dead letter can be replayed to exactly that queue.
+func (c Config) markQueue(service string) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			topic := message.SubscribeTopicFromCtx(msg.Context())
+			msg.Metadata.Set(QueueKey, c.QueueName(topic, service))
+			msg.Metadata.Set(ServiceKey, service)
+			msg.Metadata.Set(DeadLetteredAtKey, time.Now().UTC().Format(time.RFC3339Nano))
+			return h(msg)
+		}
+	}
+}
+
+func logDeadLetter(log *slog.Logger, poison message.HandlerMiddleware) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		inner := poison(func(msg *message.Message) ([]*message.Message, error) {
+			out, err := h(msg)
+			if err != nil {
+				log.ErrorContext(msg.Context(), "message dead-lettered",
+					slog.String("message_id", msg.UUID),
+					slog.String("queue", msg.Metadata.Get(QueueKey)),
+					slog.String("error", err.Error()))
+			}
+			return out, err
+		})
+		return inner
+	}
+}
+
+// AddHandlers registers every handler workers times on router, all copies
+// consuming the same queue of sub: a subscription has one message in flight
+// at a time, so workers is the service's concurrency.
+func AddHandlers(router *message.Router, sub message.Subscriber, workers int, logger watermill.LoggerAdapter, handlers ...cqrs.EventHandler) error {
+	ep, err := cqrs.NewEventProcessorWithConfig(router, cqrs.EventProcessorConfig{
+		GenerateSubscribeTopic: func(p cqrs.EventProcessorGenerateSubscribeTopicParams) (string, error) {
+			return p.EventName, nil
+		},
+		SubscriberConstructor: func(cqrs.EventProcessorSubscriberConstructorParams) (message.Subscriber, error) {
+			return sub, nil
+		},
+		Marshaler: Marshaler,
+		Logger:    logger,
+	})
+	if err != nil {
+		return fmt.Errorf("create event processor: %w", err)
+	}
+	for i := 1; i <= workers; i++ {
+		for _, h := range handlers {
+			if _, err := ep.AddHandler(worker{h, fmt.Sprintf("%s-%d", h.HandlerName(), i)}); err != nil {
+				return fmt.Errorf("add handler %s: %w", h.HandlerName(), err)
+			}
+		}
+	}
+	return nil
+}
+
+// worker is one copy of a handler under its own router handler name.
+type worker struct {
+	cqrs.EventHandler
+	name string
+}
+
+func (w worker) HandlerName() string { return w.name }
+
+type correlationKey struct{}
+
+// WithCorrelationID returns a context carrying id.
+func WithCorrelationID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, correlationKey{}, id)
+}
+
+// CorrelationID returns the correlation id carried by ctx, or "".
+func CorrelationID(ctx context.Context) string {
+	id, _ := ctx.Value(correlationKey{}).(string)
+	return id
+}
+
+// correlate puts the message's correlation id (its own id when it has
+// none) into its context, from where published events and logs take it.
+func correlate(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		id := middleware.MessageCorrelationID(msg)
+		if id == "" {
+			id = msg.UUID
+			middleware.SetCorrelationID(id, msg)
+		}
+		ctx := WithCorrelationID(msg.Context(), id)
+		msg.SetContext(logging.With(ctx, slog.String("correlation_id", id)))
+		return h(msg)
+	}
+}

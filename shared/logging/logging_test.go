@@ -1,0 +1,34 @@
+package logging
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestContextAttrsReachRecords(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	log, err := New(Config{Format: "json", Level: "info"}, &buf, "resizer")
+	require.NoError(t, err)
+	ctx := With(context.Background(), slog.String("photo_id", "p1"))
+	ctx = With(ctx, slog.String("correlation_id", "c1"))
+	log.InfoContext(ctx, "thumbnail stored")
+	var rec map[string]any
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &rec))
+	require.Equal(t, "resizer", rec["service"])
+	require.Equal(t, "p1", rec["photo_id"])
+	require.Equal(t, "c1", rec["correlation_id"])
+}
+
+func TestBadSettings(t *testing.T) {
+	t.Parallel()
+	_, err := New(Config{Format: "xml", Level: "info"}, &bytes.Buffer{}, "x")
+	require.ErrorContains(t, err, "LOG_FORMAT")
+	_, err = New(Config{Format: "json", Level: "loud"}, &bytes.Buffer{}, "x")
+	require.ErrorContains(t, err, "LOG_LEVEL")
+}

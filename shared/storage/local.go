@@ -1,0 +1,127 @@
+package storage
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+)
+
+// Local is a Store in a directory. All access goes through os.Root, so no
+// key, symlink or ".." can reach outside the directory.
+type Local struct {
+	root *os.Root
+}
+
+var _ Store = (*Local)(nil)
+
+// NewLocal opens (creating it if needed) the directory dir as a store.
+func NewLocal(dir string) (*Local, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create storage directory: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open storage directory: %w", err)
+	}
+	return &Local{root: root}, nil
+}
+
+// Close releases the directory.
+func (l *Local) Close() error { return l.root.Close() }
+
+// Put writes r to a temporary file beside key and renames it into place, so
+// a crash never leaves a partial file under key.
+func (l *Local) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
+	key, err := CleanKey(key)
+	if err != nil {
+		return 0, err
+	}
+	if err := l.root.MkdirAll(path.Dir(key), 0o755); err != nil {
+		return 0, fmt.Errorf("put %s: %w", key, err)
+	}
+	var suffix [8]byte
+	_, _ = rand.Read(suffix[:])
+	tmp := path.Join(path.Dir(key), ".tmp-"+hex.EncodeToString(suffix[:])+"-"+path.Base(key))
+	f, err := l.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("put %s: %w", key, err)
+	}
+	n, err := io.Copy(f, ctxReader{ctx, r})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = l.root.Rename(tmp, key)
+	}
+	if err != nil {
+		_ = l.root.Remove(tmp)
+		return 0, fmt.Errorf("put %s: %w", key, err)
+	}
+	return n, nil
+}
+
+// Open returns the file at key.
+func (l *Local) Open(_ context.Context, key string) (Object, error) {
+	key, err := CleanKey(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := l.root.Open(key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("open %s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", key, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("open %s: %w", key, err)
+	}
+	if !st.Mode().IsRegular() {
+		_ = f.Close()
+		return nil, fmt.Errorf("open %s: %w", key, ErrNotFound)
+	}
+	return localObject{File: f, info: Info{Key: key, Size: st.Size(), ModTime: st.ModTime()}}, nil
+}
+
+// Delete removes the file at key.
+func (l *Local) Delete(_ context.Context, key string) error {
+	key, err := CleanKey(key)
+	if err != nil {
+		return err
+	}
+	if err := l.root.Remove(key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+type localObject struct {
+	*os.File
+	info Info
+}
+
+func (o localObject) Info() Info { return o.info }
+
+// ctxReader stops a copy when its context ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

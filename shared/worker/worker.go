@@ -1,0 +1,96 @@
+// Package worker runs a message-consuming service: it declares the bus
+// topology, wires publisher, subscriber and router, serves health endpoints
+// and shuts everything down in order when its context ends.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/components/cqrs"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/photopipe/photopipe/shared/bus"
+	"github.com/photopipe/photopipe/shared/health"
+)
+
+// Options describe one worker service.
+type Options struct {
+	Service    string
+	Bus        bus.Config
+	Workers    int
+	HealthAddr string
+	// Checks are extra readiness checks (the database, storage).
+	Checks []health.Check
+	Log    *slog.Logger
+	// Handlers builds the service's typed handlers around the event bus
+	// they publish with.
+	Handlers func(events *cqrs.EventBus) ([]cqrs.EventHandler, error)
+	// HealthBound, when set, receives the health server's address.
+	HealthBound chan<- string
+}
+
+// Run runs the service until ctx ends, then stops taking messages, lets
+// in-flight ones finish (or returns them to the queue) and returns nil.
+func Run(ctx context.Context, o Options) error {
+	if o.Workers < 1 {
+		return errors.New("WORKERS: must be at least 1")
+	}
+	wlog := watermill.NewSlogLoggerWithLevelMapping(o.Log, map[slog.Level]slog.Level{
+		slog.LevelInfo: slog.LevelDebug,
+	})
+	if err := o.Bus.Declare(ctx); err != nil {
+		return fmt.Errorf("declare topology: %w", err)
+	}
+	pub, err := o.Bus.NewPublisher(wlog)
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+	events, err := bus.NewEventBus(pub, wlog)
+	if err != nil {
+		return fmt.Errorf("create event bus: %w", err)
+	}
+	sub, err := o.Bus.NewSubscriber(o.Service, wlog)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	router, err := o.Bus.NewRouter(o.Service, pub, wlog, o.Log)
+	if err != nil {
+		return err
+	}
+	handlers, err := o.Handlers(events)
+	if err != nil {
+		return err
+	}
+	if err := bus.AddHandlers(router, sub, o.Workers, wlog, handlers...); err != nil {
+		return err
+	}
+
+	checks := append([]health.Check{{Name: "broker", Func: func(context.Context) error {
+		if !pub.IsConnected() || !sub.IsConnected() {
+			return errors.New("not connected to the broker")
+		}
+		if !router.IsRunning() {
+			return errors.New("router not running")
+		}
+		return nil
+	}}}, o.Checks...)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := router.Run(gctx); err != nil {
+			return fmt.Errorf("router: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { return health.Serve(gctx, o.HealthAddr, checks, o.HealthBound) })
+	o.Log.InfoContext(ctx, "service started", slog.Int("workers", o.Workers), slog.Int("prefetch", o.Bus.Prefetch))
+	err = g.Wait()
+	o.Log.InfoContext(context.WithoutCancel(ctx), "service stopped")
+	return err
+}
