@@ -1,0 +1,52 @@
+# photopipe: make run (the whole pipeline, natively), make test (every test).
+SERVICES := ingest-api downloader resizer recorder
+GO       ?= go
+# The same static build as deployments/Dockerfile.
+BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w"
+MODULES   = $(shell $(GO) list -m -f '{{.Dir}}')
+
+.PHONY: all build run deps db-schema test test-short bench fmt lint vet up down clean
+
+all: build
+
+build: $(addprefix bin/,$(SERVICES))
+
+bin/%: FORCE
+	$(BUILD) -o $@ ./services/$*
+
+FORCE:
+
+deps:
+	@bash scripts/deps.sh
+
+db-schema: deps bin/ingest-api
+	bin/ingest-api migrate
+
+run: deps build
+	@bash scripts/run.sh
+
+# Every test of every module, against the real PostgreSQL and RabbitMQ.
+test: deps
+	@set -e; for m in $(MODULES); do echo "== $${m#$(CURDIR)/}"; (cd $$m && $(GO) test -race -count=1 -timeout 20m ./...); done
+
+# Unit tests only (no servers needed).
+test-short:
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -short -count=1 ./...); done
+
+fmt:
+	gofmt -w $(MODULES)
+
+vet:
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+
+lint: vet
+	@test -z "$$(gofmt -l $(MODULES))" || { gofmt -l $(MODULES); exit 1; }
+
+up:
+	docker compose up --build -d
+
+down:
+	docker compose down
+
+clean:
+	rm -rf bin var
