@@ -43,6 +43,13 @@ if ! mq_up; then
   wait_for RabbitMQ mq_up 120
 fi
 
+# The management plugin: the operator's console on :15672, and tests use its
+# API to create their virtual hosts quickly.
+if command -v rabbitmq-plugins >/dev/null 2>&1 && ! (exec 3<>/dev/tcp/127.0.0.1/15672) 2>/dev/null; then
+  say "enabling the RabbitMQ management plugin"
+  rabbitmq-plugins enable rabbitmq_management >/dev/null 2>&1 || say "could not enable rabbitmq_management (tests fall back to rabbitmqctl)"
+fi
+
 # The application database for make run (tests make their own).
 psql_cmd=(psql -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 -qAt)
 if command -v psql >/dev/null 2>&1; then

@@ -104,17 +104,14 @@ func RabbitMQ(tb testing.TB) string {
 	if u, err := amqp091.ParseURI(amqpAdminURL); err == nil {
 		user = u.Username
 	}
-	if out, err := rabbitmqctl("add_vhost", vhost); err != nil {
-		tb.Fatalf("rabbitmqctl add_vhost: %v: %s", err, out)
+	if err := mgmt.createVhost(vhost, user); err != nil {
+		tb.Fatalf("create vhost: %v", err)
 	}
 	tb.Cleanup(func() {
-		if out, err := rabbitmqctl("delete_vhost", vhost); err != nil {
-			tb.Logf("rabbitmqctl delete_vhost %s: %v: %s", vhost, err, out)
+		if err := mgmt.deleteVhost(vhost); err != nil {
+			tb.Logf("delete vhost %s: %v", vhost, err)
 		}
 	})
-	if out, err := rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*"); err != nil {
-		tb.Fatalf("rabbitmqctl set_permissions: %v: %s", err, out)
-	}
 	return VhostURL(amqpAdminURL, vhost)
 }
 
@@ -135,9 +132,13 @@ func RabbitMQCtl(args ...string) (string, error) {
 }
 
 func rabbitmqctl(args ...string) (string, error) {
+	return rabbitmqctlBin("rabbitmqctl", args...)
+}
+
+func rabbitmqctlBin(bin string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "rabbitmqctl", args...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
 	return string(out), err
 }
 

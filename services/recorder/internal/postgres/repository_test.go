@@ -1,0 +1,163 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
+
+	"github.com/photopipe/photopipe/services/recorder/internal/postgres"
+	"github.com/photopipe/photopipe/shared/database"
+	"github.com/photopipe/photopipe/shared/event"
+	"github.com/photopipe/photopipe/shared/testenv"
+)
+
+func openDB(t *testing.T) *gorm.DB {
+	t.Helper()
+	cfg := database.Config{URL: testenv.Postgres(t), MaxOpenConns: 8, MaxIdleConns: 4, ConnectTimeout: 30e9, Migrate: true}
+	db, err := database.Open(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = database.Close(db) })
+	return db
+}
+
+func newPhoto(t *testing.T, db *gorm.DB, attempt int) string {
+	t.Helper()
+	p := database.Photo{URL: "http://example.test/a.jpg", Status: database.StatusPending, Attempt: attempt, Renditions: []string{"thumb"}}
+	require.NoError(t, db.Create(&p).Error)
+	return p.UUID
+}
+
+func load(t *testing.T, db *gorm.DB, id string) database.Photo {
+	t.Helper()
+	var p database.Photo
+	require.NoError(t, db.Preload("Thumbnails").Take(&p, "uuid = ?", id).Error)
+	return p
+}
+
+func created(id string, attempt int, w, h int) *event.ThumbnailCreated {
+	return &event.ThumbnailCreated{
+		Header: event.NewHeader(id, attempt), Width: 1000, Height: 500, Pages: 1,
+		Renditions: []event.Rendition{{Name: "thumb", Key: "thumbnails/" + id + "/thumb.jpg", Width: w, Height: h, Format: "jpeg", Bytes: 123}},
+	}
+}
+
+func failed(id string, attempt int, code string) *event.PhotoFailed {
+	return &event.PhotoFailed{Header: event.NewHeader(id, attempt), Stage: event.StageDownload, Code: code, Message: "m"}
+}
+
+func TestLifecycleAndIdempotency(t *testing.T) {
+	db := openDB(t)
+	repo := postgres.New(db)
+	ctx := context.Background()
+
+	t.Run("in order, each event twice", func(t *testing.T) {
+		id := newPhoto(t, db, 1)
+		for range 2 {
+			_, err := repo.MarkProcessing(ctx, &event.PhotoRequested{Header: event.NewHeader(id, 1)})
+			require.NoError(t, err)
+		}
+		require.Equal(t, database.StatusProcessing, load(t, db, id).Status)
+		for range 2 {
+			_, err := repo.RecordOriginal(ctx, &event.PhotoDownloaded{Header: event.NewHeader(id, 1),
+				OriginalKey: "originals/" + id + "/a.jpg", ContentType: "image/jpeg", Bytes: 99, Width: 1000, Height: 500, Filename: "a.jpg"})
+			require.NoError(t, err)
+		}
+		ok, err := repo.Complete(ctx, created(id, 1, 320, 160))
+		require.NoError(t, err)
+		require.True(t, ok)
+		ok, err = repo.Complete(ctx, created(id, 1, 320, 160))
+		require.NoError(t, err)
+		require.False(t, ok, "a duplicate changes nothing")
+
+		p := load(t, db, id)
+		require.Equal(t, database.StatusCompleted, p.Status)
+		require.Len(t, p.Thumbnails, 1, "no duplicate rows")
+		require.Equal(t, 320, p.Thumbnails[0].Width)
+		require.Equal(t, "originals/"+id+"/a.jpg", *p.OriginalKey)
+		require.NotNil(t, p.CompletedAt)
+	})
+
+	t.Run("late events never move a photo backwards", func(t *testing.T) {
+		id := newPhoto(t, db, 1)
+		ok, err := repo.Complete(ctx, created(id, 1, 320, 160))
+		require.NoError(t, err)
+		require.True(t, ok, "completion may arrive first")
+		ok, err = repo.MarkProcessing(ctx, &event.PhotoRequested{Header: event.NewHeader(id, 1)})
+		require.NoError(t, err)
+		require.False(t, ok)
+		ok, err = repo.Fail(ctx, failed(id, 1, event.CodeDecodeError))
+		require.NoError(t, err)
+		require.False(t, ok, "the first final state wins within an attempt")
+		_, err = repo.RecordOriginal(ctx, &event.PhotoDownloaded{Header: event.NewHeader(id, 1), OriginalKey: "originals/" + id + "/a.jpg", ContentType: "image/jpeg"})
+		require.NoError(t, err)
+
+		p := load(t, db, id)
+		require.Equal(t, database.StatusCompleted, p.Status)
+		require.Nil(t, p.FailureCode)
+		require.NotNil(t, p.OriginalKey, "the original's details are kept even when they arrive last")
+	})
+
+	t.Run("a newer attempt supersedes, an older one is ignored", func(t *testing.T) {
+		id := newPhoto(t, db, 2)
+		_, err := repo.Fail(ctx, failed(id, 1, event.CodeDownloadTimeout))
+		require.NoError(t, err)
+		require.Equal(t, database.StatusFailed, load(t, db, id).Status)
+
+		ok, err := repo.MarkProcessing(ctx, &event.PhotoRequested{Header: event.NewHeader(id, 2)})
+		require.NoError(t, err)
+		require.True(t, ok, "a retry moves a failed photo back to processing")
+		p := load(t, db, id)
+		require.Equal(t, database.StatusProcessing, p.Status)
+		require.Nil(t, p.FailureCode, "the old failure is cleared")
+
+		ok, err = repo.Complete(ctx, created(id, 1, 10, 10))
+		require.NoError(t, err)
+		require.False(t, ok, "events of an older attempt are ignored")
+		ok, err = repo.Complete(ctx, created(id, 2, 320, 160))
+		require.NoError(t, err)
+		require.True(t, ok)
+		p = load(t, db, id)
+		require.Equal(t, database.StatusCompleted, p.Status)
+		require.Equal(t, 2, p.StatusAttempt)
+		require.Len(t, p.Thumbnails, 1)
+		require.Equal(t, 320, p.Thumbnails[0].Width)
+	})
+
+	t.Run("failure records stage, code and message", func(t *testing.T) {
+		id := newPhoto(t, db, 1)
+		_, err := repo.MarkProcessing(ctx, &event.PhotoRequested{Header: event.NewHeader(id, 1)})
+		require.NoError(t, err)
+		f := failed(id, 1, event.CodeDownloadHTTPStatus)
+		f.Message, f.Retryable = "source answered 404 Not Found", false
+		ok, err := repo.Fail(ctx, f)
+		require.NoError(t, err)
+		require.True(t, ok)
+		p := load(t, db, id)
+		require.Equal(t, database.StatusFailed, p.Status)
+		require.Equal(t, event.CodeDownloadHTTPStatus, *p.FailureCode)
+		require.Equal(t, "source answered 404 Not Found", *p.FailureMessage)
+		require.Equal(t, event.StageDownload, *p.FailureStage)
+	})
+
+	t.Run("unknown photo changes nothing", func(t *testing.T) {
+		ok, err := repo.Complete(ctx, created(uuid.NewString(), 1, 1, 1))
+		require.NoError(t, err)
+		require.False(t, ok)
+	})
+
+	t.Run("concurrent duplicates of a completion write one set of rows", func(t *testing.T) {
+		id := newPhoto(t, db, 1)
+		e := created(id, 1, 320, 160)
+		errs := make(chan error, 8)
+		for range 8 {
+			go func() { _, err := repo.Complete(ctx, e); errs <- err }()
+		}
+		for range 8 {
+			require.NoError(t, <-errs)
+		}
+		require.Len(t, load(t, db, id).Thumbnails, 1)
+	})
+}
