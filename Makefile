@@ -50,3 +50,7 @@ down:
 
 clean:
 	rm -rf bin var
+
+# Benchmarks: the whole pipeline through the real services (photos/s, p50/p99).
+bench: deps
+	cd tests/e2e && $(GO) test -run '^$$' -bench . -benchtime 1000x -timeout 30m .

@@ -72,9 +72,10 @@ func (c Config) Validate() error {
 // to answer, and applies pending migrations when Migrate is set.
 func Open(ctx context.Context, cfg Config) (*gorm.DB, error) {
 	db, err := gorm.Open(postgres.Open(cfg.URL), &gorm.Config{
-		Logger:         logger.Default.LogMode(logger.Silent),
-		TranslateError: true,
-		NowFunc:        func() time.Time { return time.Now().UTC() },
+		Logger:               logger.Default.LogMode(logger.Silent),
+		TranslateError:       true,
+		DisableAutomaticPing: true,
+		NowFunc:              func() time.Time { return time.Now().UTC() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)

@@ -1,0 +1,70 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+)
+
+// BenchmarkEndToEndTiny measures the pipeline's own overhead: 64x48 JPEGs.
+func BenchmarkEndToEndTiny(b *testing.B) { benchEndToEnd(b, 64, 48) }
+
+// BenchmarkEndToEndSmall uses 640x480 JPEGs: resizing starts to count.
+func BenchmarkEndToEndSmall(b *testing.B) { benchEndToEnd(b, 640, 480) }
+
+// benchEndToEnd pushes b.N w x h photos through the real services, RabbitMQ
+// and Postgres and reports photos/s and the latency from request to
+// completed (p50, p99). All photos are sent at once, so latency includes
+// queueing. Run it with make bench.
+func benchEndToEnd(b *testing.B, w, h int) {
+	env := NewEnv(b)
+	src := ImageServer(b, map[string][]byte{"small.jpg": encodeJPEG(b, w, h)})
+	api := env.StartPipeline(1)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, env.DB)
+	require.NoError(b, err)
+	defer conn.Close(ctx)
+
+	b.ResetTimer()
+	start := time.Now()
+	for sent := 0; sent < b.N; {
+		n := min(500, b.N-sent)
+		urls := make([]string, n)
+		for i := range urls {
+			urls[i] = fmt.Sprintf("%s/small.jpg?n=%d", src.URL, sent+i)
+		}
+		require.Equal(b, http.StatusCreated, Call(b, http.MethodPost, api+"/photos", map[string]any{"urls": urls, "process": true}, nil))
+		sent += n
+	}
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		var done int
+		require.NoError(b, conn.QueryRow(ctx, "SELECT count(*) FROM photos WHERE status IN ('completed','failed')").Scan(&done))
+		if done == b.N {
+			break
+		}
+		require.True(b, time.Now().Before(deadline), "only %d of %d photos finished", done, b.N)
+		time.Sleep(20 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+
+	var failed int
+	require.NoError(b, conn.QueryRow(ctx, "SELECT count(*) FROM photos WHERE status = 'failed'").Scan(&failed))
+	require.Zero(b, failed)
+	rows, err := conn.Query(ctx, "SELECT extract(epoch FROM completed_at - created_at) FROM photos")
+	require.NoError(b, err)
+	lat, err := pgx.CollectRows(rows, pgx.RowTo[float64])
+	require.NoError(b, err)
+	sort.Float64s(lat)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "photos/s")
+	b.ReportMetric(lat[len(lat)/2]*1000, "p50-ms")
+	b.ReportMetric(lat[len(lat)*99/100]*1000, "p99-ms")
+}
+
