@@ -72,9 +72,12 @@ func ParsePreset(s string) (Preset, error) {
 	return p, p.Validate()
 }
 
-// Validate reports what makes the preset unusable.
+// Validate reports what makes the preset unusable. The name becomes part
+// of a storage key, so it is limited to 1-64 letters, digits, '-' and '_'.
 func (p Preset) Validate() error {
 	switch {
+	case !validName(p.Name):
+		return fmt.Errorf("rendition %q: name must be 1-64 letters, digits, '-' or '_'", p.Name)
 	case p.Mode != Fit && p.Mode != Crop:
 		return fmt.Errorf("rendition %s: mode %q is neither fit nor crop", p.Name, p.Mode)
 	case p.Width < 1 || p.Height < 1 || p.Width > 10000 || p.Height > 10000:
@@ -85,6 +88,18 @@ func (p Preset) Validate() error {
 		return fmt.Errorf("rendition %s: quality %d is outside 1..100", p.Name, p.Quality)
 	}
 	return nil
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // Extension is the file extension of the preset's output.

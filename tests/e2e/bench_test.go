@@ -67,4 +67,3 @@ func benchEndToEnd(b *testing.B, w, h int) {
 	b.ReportMetric(lat[len(lat)/2]*1000, "p50-ms")
 	b.ReportMetric(lat[len(lat)*99/100]*1000, "p99-ms")
 }
-

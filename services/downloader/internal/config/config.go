@@ -3,6 +3,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/photopipe/photopipe/shared/bus"
@@ -46,10 +47,9 @@ func Load(getenv func(string) string) (Config, error) {
 		RetryDelay:     r.Duration("DOWNLOAD_RETRY_DELAY", 500*time.Millisecond),
 		UserAgent:      r.String("DOWNLOAD_USER_AGENT", "photopipe-downloader/1"),
 	}
-	if err := r.Err(); err != nil {
-		return c, err
-	}
-	return c, c.Validate()
+	// Malformed values fall back to their defaults, so Validate adds only the
+	// other problems: together they are every problem at once.
+	return c, errors.Join(r.Err(), c.Validate())
 }
 
 // Validate reports every setting that cannot work.
@@ -61,11 +61,26 @@ func (c Config) Validate() error {
 	if c.MaxBytes < 1 {
 		errs = append(errs, errors.New("DOWNLOAD_MAX_BYTES: must be positive"))
 	}
-	if c.ConnectTimeout <= 0 || c.HeaderTimeout <= 0 || c.Timeout <= 0 {
-		errs = append(errs, errors.New("DOWNLOAD_CONNECT_TIMEOUT, DOWNLOAD_HEADER_TIMEOUT, DOWNLOAD_TIMEOUT: must be positive"))
+	for _, t := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"DOWNLOAD_CONNECT_TIMEOUT", c.ConnectTimeout},
+		{"DOWNLOAD_HEADER_TIMEOUT", c.HeaderTimeout},
+		{"DOWNLOAD_TIMEOUT", c.Timeout},
+	} {
+		if t.d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be positive", t.name))
+		}
 	}
-	if c.MaxRedirects < 0 || c.Retries < 0 || c.RetryDelay < 0 {
-		errs = append(errs, errors.New("DOWNLOAD_MAX_REDIRECTS, DOWNLOAD_RETRIES, DOWNLOAD_RETRY_DELAY: must not be negative"))
+	if c.MaxRedirects < 0 {
+		errs = append(errs, errors.New("DOWNLOAD_MAX_REDIRECTS: must not be negative"))
+	}
+	if c.Retries < 0 {
+		errs = append(errs, errors.New("DOWNLOAD_RETRIES: must not be negative"))
+	}
+	if c.RetryDelay < 0 {
+		errs = append(errs, errors.New("DOWNLOAD_RETRY_DELAY: must not be negative"))
 	}
 	return errors.Join(errs...)
 }

@@ -60,17 +60,14 @@ func (r *Resizer) Handle(ctx context.Context, e *event.PhotoDownloaded) error {
 }
 
 func (r *Resizer) render(ctx context.Context, e *event.PhotoDownloaded) (*event.ThumbnailCreated, error) {
-	names := e.Renditions
-	if len(names) == 0 {
-		names = []string{"thumb"}
+	// Check also drops duplicates: each rendition is stored and reported once.
+	names, err := r.presets.Check(e.Renditions)
+	if err != nil {
+		return nil, event.Fail(event.CodeUnknownRendition, "%v", err)
 	}
 	presets := make([]rendition.Preset, 0, len(names))
 	for _, n := range names {
-		p, ok := r.presets[n]
-		if !ok {
-			return nil, event.Fail(event.CodeUnknownRendition, "no rendition named %q", n)
-		}
-		presets = append(presets, p)
+		presets = append(presets, r.presets[n])
 	}
 
 	obj, err := r.store.Open(ctx, e.OriginalKey)

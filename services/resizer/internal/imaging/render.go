@@ -60,7 +60,36 @@ func Render(img image.Image, p rendition.Preset) image.Image {
 	if nw == w && nh == h {
 		return img
 	}
-	return resize.Resize(uint(nw), uint(nh), img, resize.Lanczos3)
+	return resample(img, nw, nh)
+}
+
+// resample scales img to w x h with Lanczos3. nfnt/resize filters
+// premultiplied colour, and the filter's negative lobes can leave a colour
+// channel above its alpha; Go's draw and colour conversions then overflow
+// and wrap (a white edge on a translucent image turns black), so such
+// channels are clamped to alpha.
+func resample(img image.Image, w, h int) image.Image {
+	out := resize.Resize(uint(w), uint(h), img, resize.Lanczos3)
+	if out == img {
+		return out
+	}
+	switch m := out.(type) {
+	case *image.RGBA:
+		for i := 0; i+3 < len(m.Pix); i += 4 {
+			a := m.Pix[i+3]
+			m.Pix[i], m.Pix[i+1], m.Pix[i+2] = min(m.Pix[i], a), min(m.Pix[i+1], a), min(m.Pix[i+2], a)
+		}
+	case *image.RGBA64:
+		for i := 0; i+7 < len(m.Pix); i += 8 {
+			a := uint16(m.Pix[i+6])<<8 | uint16(m.Pix[i+7])
+			for c := i; c < i+6; c += 2 {
+				if uint16(m.Pix[c])<<8|uint16(m.Pix[c+1]) > a {
+					m.Pix[c], m.Pix[c+1] = m.Pix[i+6], m.Pix[i+7]
+				}
+			}
+		}
+	}
+	return out
 }
 
 // cropCentre scales img to cover tw x th (without upscaling) and cuts out
@@ -81,7 +110,7 @@ func cropCentre(img image.Image, tw, th int) image.Image {
 	}
 	scaled := img
 	if sw != w || sh != h {
-		scaled = resize.Resize(uint(sw), uint(sh), img, resize.Lanczos3)
+		scaled = resample(img, sw, sh)
 	}
 	cw, ch := min(tw, sw), min(th, sh)
 	sb := scaled.Bounds()
