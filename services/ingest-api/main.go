@@ -68,8 +68,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer database.Close(db)
 	if len(args) > 0 && args[0] == "migrate" {
+		if err := database.Migrate(ctx, db); err != nil {
+			return err
+		}
 		log.InfoContext(ctx, "migrations applied")
-		return database.Migrate(ctx, db)
+		return nil
 	}
 	store, err := storage.NewLocal(cfg.StorageDir)
 	if err != nil {

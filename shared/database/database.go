@@ -75,7 +75,7 @@ func Open(ctx context.Context, cfg Config) (*gorm.DB, error) {
 		Logger:               logger.Default.LogMode(logger.Silent),
 		TranslateError:       true,
 		DisableAutomaticPing: true,
-		NowFunc:              func() time.Time { return time.Now().UTC() },
+		NowFunc:              func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }, // Postgres keeps microseconds
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)

@@ -76,10 +76,14 @@ func (l *Local) Open(_ context.Context, key string) (Object, error) {
 		return nil, err
 	}
 	f, err := l.root.Open(key)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("open %s: %w", key, ErrNotFound)
-	}
 	if err != nil {
+		// A key that passed CleanKey can still meet a symlink that leaves
+		// the root (os.Root refuses it) or a non-directory on its way: to
+		// the client, either is simply not there.
+		var pe *fs.PathError
+		if errors.Is(err, fs.ErrNotExist) || errors.As(err, &pe) && !errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("open %s: %w", key, ErrNotFound)
+		}
 		return nil, fmt.Errorf("open %s: %w", key, err)
 	}
 	st, err := f.Stat()

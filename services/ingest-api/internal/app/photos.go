@@ -169,7 +169,8 @@ func (s *Service) checkURL(raw string) error {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return fmt.Errorf("%q is not an http or https URL", raw)
 	}
-	if u.Host == "" {
+	// Hostname, not Host: "http://:8080/a.jpg" has a Host but no host name.
+	if u.Hostname() == "" {
 		return fmt.Errorf("%q has no host", raw)
 	}
 	return nil
@@ -208,20 +209,31 @@ func (s *Service) Process(ctx context.Context, ids []string, opts ProcessOptions
 }
 
 // Pending lists pending photos, oldest first, after the photo with uuid
-// after (the cursor), at most limit (0 for the default page size).
-func (s *Service) Pending(ctx context.Context, after string, limit int) ([]Photo, error) {
+// after (the cursor), at most limit (0 for the default page size). When the
+// page is full, next is the cursor of the following page; otherwise "".
+func (s *Service) Pending(ctx context.Context, after string, limit int) (photos []Photo, next string, err error) {
 	if after != "" {
-		if _, err := uuid.Parse(after); err != nil {
-			return nil, invalid("invalid_cursor", "after: %q is not a UUID", after)
+		u, err := uuid.Parse(after)
+		if err != nil {
+			return nil, "", invalid("invalid_cursor", "after: %q is not a UUID", after)
 		}
+		// Postgres does not read every form uuid.Parse accepts ("urn:uuid:...").
+		after = u.String()
 	}
 	switch {
 	case limit == 0:
 		limit = s.limits.PageSize
 	case limit < 0 || limit > s.limits.MaxPageSize:
-		return nil, invalid("invalid_limit", "limit must be between 1 and %d", s.limits.MaxPageSize)
+		return nil, "", invalid("invalid_limit", "limit must be between 1 and %d", s.limits.MaxPageSize)
 	}
-	return s.repo.ListPending(ctx, after, limit)
+	photos, err = s.repo.ListPending(ctx, after, limit)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(photos) == limit {
+		next = photos[len(photos)-1].UUID
+	}
+	return photos, next, nil
 }
 
 // Get returns one photo with its original and renditions.

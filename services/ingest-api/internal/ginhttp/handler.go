@@ -38,6 +38,8 @@ const CorrelationHeader = "X-Correlation-ID"
 
 // Routes registers every route on r; extra handlers (health) are passed in.
 func (h *Handler) Routes(r *gin.Engine, healthz, readyz gin.HandlerFunc) {
+	// Without it gin never calls NoMethod and answers 404 instead of 405.
+	r.HandleMethodNotAllowed = true
 	r.Use(h.correlate, h.accessLog)
 	r.GET("/healthz", healthz)
 	r.GET("/readyz", readyz)
@@ -207,7 +209,7 @@ func (h *Handler) listPending(c *gin.Context) {
 			return
 		}
 	}
-	photos, err := h.svc.Pending(c.Request.Context(), c.Query("after"), limit)
+	photos, next, err := h.svc.Pending(c.Request.Context(), c.Query("after"), limit)
 	if err != nil {
 		h.respondError(c, err)
 		return
@@ -216,8 +218,8 @@ func (h *Handler) listPending(c *gin.Context) {
 	for i, p := range photos {
 		out[i] = toJSON(p)
 	}
-	if len(photos) > 0 && (limit == 0 || len(photos) == limit) {
-		c.Header("X-Next-Cursor", photos[len(photos)-1].UUID)
+	if next != "" {
+		c.Header("X-Next-Cursor", next)
 	}
 	c.JSON(http.StatusOK, out)
 }

@@ -86,7 +86,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		switch {
 		case err != nil:
 			r.log.WarnContext(ctx, "outbox publish failed", slog.String("error", err.Error()))
-			backoff = min(backoff*2, 10*time.Second)
+			backoff = min(backoff*2, 5*time.Second)
 			wait = backoff
 		case n == r.batch:
 			continue // more waiting
@@ -97,14 +97,6 @@ func (r *Relay) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-r.wake:
-			if err != nil {
-				// still back off after a failure
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(wait):
-				}
-			}
 		case <-time.After(wait):
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -33,9 +34,12 @@ func New(db *gorm.DB, notify func()) *Repository {
 // Create inserts the photos and, when process is set, their first
 // PhotoRequested events.
 func (r *Repository) Create(ctx context.Context, photos []app.NewPhoto, process bool, correlationID string) ([]app.Photo, error) {
+	// Postgres keeps microseconds: set the times here so that the answer
+	// shows what is stored (gorm's NowFunc has nanoseconds).
+	now := time.Now().UTC().Truncate(time.Microsecond)
 	rows := make([]database.Photo, len(photos))
 	for i, p := range photos {
-		rows[i] = database.Photo{URL: p.URL, Status: database.StatusPending, Renditions: p.Renditions}
+		rows[i] = database.Photo{URL: p.URL, Status: database.StatusPending, Renditions: p.Renditions, CreatedAt: now, UpdatedAt: now}
 		if process {
 			rows[i].Attempt = 1
 		}
