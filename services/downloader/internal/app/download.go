@@ -93,7 +93,7 @@ func (d *Downloader) download(ctx context.Context, e *event.PhotoRequested) (*ev
 		d.log.InfoContext(ctx, "download retry", slog.Int("try", try+1), slog.String("reason", f.Message))
 		wait := delay/2 + rand.N(delay/2+1)
 		select {
-		case <-make(chan struct{}):
+		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-time.After(wait):
 		}
