@@ -1,0 +1,65 @@
+package config
+
+import (
+	"runtime"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/photopipe/photopipe/shared/rendition"
+)
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		env     map[string]string
+		wantErr []string // substrings of the error; none means no error
+		check   func(t *testing.T, c Config)
+	}{
+		{
+			name: "defaults",
+			check: func(t *testing.T, c Config) {
+				require.Equal(t, "./var/storage", c.StorageDir)
+				require.Equal(t, runtime.GOMAXPROCS(0), c.Workers)
+				require.Equal(t, int64(100_000_000), c.MaxPixels)
+				require.Equal(t, rendition.DefaultPresets(), c.Presets)
+			},
+		},
+		{
+			name: "settings",
+			env: map[string]string{
+				"STORAGE_DIR": "/data", "WORKERS": "3", "MAX_PIXELS": "1000",
+				"RENDITIONS": "banner=crop:1200x300:jpeg:80",
+			},
+			check: func(t *testing.T, c Config) {
+				require.Equal(t, "/data", c.StorageDir)
+				require.Equal(t, 3, c.Workers)
+				require.Equal(t, int64(1000), c.MaxPixels)
+				require.Equal(t, 1200, c.Presets["banner"].Width)
+			},
+		},
+		{name: "bad rendition", env: map[string]string{"RENDITIONS": "x=fit:0x0:gif"}, wantErr: []string{"RENDITIONS"}},
+		{name: "bad number", env: map[string]string{"MAX_PIXELS": "lots"}, wantErr: []string{"MAX_PIXELS"}},
+		{
+			name:    "invalid values",
+			env:     map[string]string{"WORKERS": "0", "MAX_PIXELS": "-1"},
+			wantErr: []string{"WORKERS", "MAX_PIXELS"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := Load(func(k string) string { return tc.env[k] })
+			if len(tc.wantErr) > 0 {
+				require.Error(t, err)
+				for _, s := range tc.wantErr {
+					require.ErrorContains(t, err, s)
+				}
+				return
+			}
+			require.NoError(t, err)
+			tc.check(t, c)
+		})
+	}
+}
