@@ -30,6 +30,7 @@ import (
 	"github.com/photopipe/photopipe/services/ingest-api/internal/postgres"
 	"github.com/photopipe/photopipe/shared/bus"
 	"github.com/photopipe/photopipe/shared/database"
+	"github.com/photopipe/photopipe/shared/deadletter"
 	"github.com/photopipe/photopipe/shared/health"
 	"github.com/photopipe/photopipe/shared/logging"
 	"github.com/photopipe/photopipe/shared/storage"
@@ -108,6 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	ginhttp.NewHandler(svc, log, cfg.MaxBodyBytes).Routes(engine,
 		func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) },
 		gin.WrapH(ready))
+	ginhttp.NewAdminHandler(deadletter.New(cfg.Bus), log).Routes(engine)
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

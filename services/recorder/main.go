@@ -58,6 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 				cqrs.NewEventHandler(app.DownloadedHandler, rec.Downloaded),
 				cqrs.NewEventHandler(app.CompletedHandler, rec.Completed),
 				cqrs.NewEventHandler(app.FailedHandler, rec.Failed),
+				cqrs.NewEventHandler(app.DeadLetterHandler, rec.DeadLettered),
 			}, nil
 		},
 	})

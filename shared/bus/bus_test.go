@@ -217,3 +217,41 @@ func TestCorrelationIDFlowsIntoHandlers(t *testing.T) {
 		t.Fatal("handler not called")
 	}
 }
+
+// A message that was delivered MaxDeliveries times without an ack (its
+// consumers died holding it) goes to the dead-letter queue unhandled.
+func TestDeliveryLimitStopsCrashLoops(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.MaxDeliveries = 2
+	ctx := context.Background()
+	require.NoError(t, cfg.Declare(ctx))
+	pub, err := cfg.NewPublisher(watermill.NopLogger{})
+	require.NoError(t, err)
+	defer pub.Close()
+	events, err := bus.NewEventBus(pub, watermill.NopLogger{})
+	require.NoError(t, err)
+	require.NoError(t, events.Publish(ctx, &event.PhotoFailed{Header: event.NewHeader("p5", 1)}))
+
+	// Two consumers "crash": take the message and close without an ack.
+	for range cfg.MaxDeliveries {
+		conn, err := amqp091.Dial(cfg.URL)
+		require.NoError(t, err)
+		ch, err := conn.Channel()
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			_, ok, err := ch.Get("PhotoFailed_recorder", false)
+			require.NoError(t, err)
+			return ok
+		}, 5*time.Second, 20*time.Millisecond)
+		require.NoError(t, conn.Close())
+	}
+
+	var calls atomic.Int32
+	runRouter(t, cfg, bus.Recorder, func(context.Context, *event.PhotoFailed) error {
+		calls.Add(1)
+		return nil
+	})
+	dl := getDeadLetter(t, cfg.URL, bus.Recorder)
+	require.Contains(t, dl.headers[bus.ReasonKey], "delivered 3 times")
+	require.Zero(t, calls.Load(), "the crashing message is not handled a third time")
+}

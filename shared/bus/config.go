@@ -40,6 +40,11 @@ type Config struct {
 	RetryMax         int
 	RetryInitial     time.Duration
 	RetryMaxInterval time.Duration
+	// MaxDeliveries is how many times a message may be delivered without
+	// being acknowledged (its worker crashed on it: out of memory, a kill)
+	// before it is moved to the dead-letter queue instead of being handled
+	// again (MAX_DELIVERIES). It needs quorum queues, which count deliveries.
+	MaxDeliveries int
 	// ConnectTimeout bounds how long a service waits for the broker at start
 	// (AMQP_CONNECT_TIMEOUT).
 	ConnectTimeout time.Duration
@@ -61,6 +66,7 @@ func LoadConfig(r *envconfig.Reader, defaultPrefetch int) Config {
 		RetryInitial:        r.Duration("RETRY_INITIAL", 200*time.Millisecond),
 		RetryMaxInterval:    r.Duration("RETRY_MAX_INTERVAL", 10*time.Second),
 		ConnectTimeout:      r.Duration("AMQP_CONNECT_TIMEOUT", 60*time.Second),
+		MaxDeliveries:       r.Int("MAX_DELIVERIES", 3),
 	}
 }
 
@@ -87,6 +93,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryInitial <= 0 || c.RetryMaxInterval < c.RetryInitial {
 		errs = append(errs, errors.New("RETRY_INITIAL, RETRY_MAX_INTERVAL: need 0 < RETRY_INITIAL <= RETRY_MAX_INTERVAL"))
+	}
+	if c.MaxDeliveries < 1 {
+		errs = append(errs, errors.New("MAX_DELIVERIES: must be at least 1"))
 	}
 	if c.ConnectTimeout <= 0 {
 		errs = append(errs, errors.New("AMQP_CONNECT_TIMEOUT: must be positive"))

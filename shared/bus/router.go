@@ -106,8 +106,9 @@ func NewEventBus(pub message.Publisher, logger watermill.LoggerAdapter) (*cqrs.E
 }
 
 // NewRouter returns a router whose handlers run, outermost first: the
-// correlation id into the context, the dead-letter queue for what retrying
-// gave up on, retries with exponential backoff and jitter that skip
+// correlation id into the context, the source queue into the metadata, the
+// dead-letter queue for what retrying gave up on, the delivery limit that
+// stops crash loops, retries with exponential backoff and jitter that skip
 // permanent errors, and panic recovery. A handler error must never reach
 // the broker as a nack: RabbitMQ would redeliver it forever.
 func (c Config) NewRouter(service string, pub message.Publisher, logger watermill.LoggerAdapter, log *slog.Logger) (*message.Router, error) {
@@ -115,14 +116,11 @@ func (c Config) NewRouter(service string, pub message.Publisher, logger watermil
 	if err != nil {
 		return nil, fmt.Errorf("create router: %w", err)
 	}
-	poison, err := middleware.PoisonQueue(pub, DeadLetterTopic(service))
-	if err != nil {
-		return nil, fmt.Errorf("dead-letter middleware: %w", err)
-	}
 	router.AddMiddleware(
 		correlate,
 		c.markQueue(service),
-		logDeadLetter(log, poison),
+		c.deadLetter(service, pub, log),
+		c.limitDeliveries,
 		middleware.Retry{
 			MaxRetries:          c.RetryMax,
 			InitialInterval:     c.RetryInitial,
@@ -139,33 +137,16 @@ func (c Config) NewRouter(service string, pub message.Publisher, logger watermil
 	return router, nil
 }
 
-// markQueue records in the message which queue it came from and when, so a
-// dead letter can be replayed to exactly that queue.
+// markQueue records in the message which queue and service it came from,
+// so a dead letter can be replayed to exactly that queue.
 func (c Config) markQueue(service string) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			topic := message.SubscribeTopicFromCtx(msg.Context())
 			msg.Metadata.Set(QueueKey, c.QueueName(topic, service))
 			msg.Metadata.Set(ServiceKey, service)
-			msg.Metadata.Set(DeadLetteredAtKey, time.Now().UTC().Format(time.RFC3339Nano))
 			return h(msg)
 		}
-	}
-}
-
-func logDeadLetter(log *slog.Logger, poison message.HandlerMiddleware) message.HandlerMiddleware {
-	return func(h message.HandlerFunc) message.HandlerFunc {
-		inner := poison(func(msg *message.Message) ([]*message.Message, error) {
-			out, err := h(msg)
-			if err != nil {
-				log.ErrorContext(msg.Context(), "message dead-lettered",
-					slog.String("message_id", msg.UUID),
-					slog.String("queue", msg.Metadata.Get(QueueKey)),
-					slog.String("error", err.Error()))
-			}
-			return out, err
-		})
-		return inner
 	}
 }
 

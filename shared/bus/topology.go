@@ -34,6 +34,7 @@ var Subscriptions = []Subscription{
 	{event.TopicPhotoDownloaded, Recorder},
 	{event.TopicThumbnailCreated, Recorder},
 	{event.TopicPhotoFailed, Recorder},
+	{event.TopicPhotoDeadLettered, Recorder},
 }
 
 // WorkerServices are the services that consume messages.

@@ -50,6 +50,11 @@ type Photo struct {
 	FailureRetryable *bool      `gorm:"column:failure_retryable"`
 	CompletedAt      *time.Time `gorm:"column:completed_at"`
 
+	DeadLetterService *string    `gorm:"column:dead_letter_service"`
+	DeadLetterQueue   *string    `gorm:"column:dead_letter_queue"`
+	DeadLetterReason  *string    `gorm:"column:dead_letter_reason"`
+	DeadLetteredAt    *time.Time `gorm:"column:dead_lettered_at"`
+
 	Thumbnails []Thumbnail `gorm:"foreignKey:PhotoUUID;references:UUID"`
 }
 

@@ -132,3 +132,17 @@ var (
 	TopicThumbnailCreated = Topic(&ThumbnailCreated{})
 	TopicPhotoFailed      = Topic(&PhotoFailed{})
 )
+
+// PhotoDeadLettered says a message about the photo was moved to Service's
+// dead-letter queue (a dependency kept failing, or the message crashed its
+// worker): the photo waits there until an operator replays or discards it.
+type PhotoDeadLettered struct {
+	Header
+	Service string `json:"service"`
+	Queue   string `json:"queue"`
+	Topic   string `json:"topic"`
+	Reason  string `json:"reason"`
+}
+
+// TopicPhotoDeadLettered is the topic of PhotoDeadLettered.
+var TopicPhotoDeadLettered = Topic(&PhotoDeadLettered{})

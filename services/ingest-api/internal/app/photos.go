@@ -44,6 +44,16 @@ type Photo struct {
 	Failure     *Failure
 	CompletedAt *time.Time
 	Thumbnails  []Thumbnail
+	DeadLetter  *DeadLetter
+}
+
+// DeadLetter says the photo's processing waits in a service's dead-letter
+// queue until an operator replays or discards the message.
+type DeadLetter struct {
+	Service string
+	Queue   string
+	Reason  string
+	Since   time.Time
 }
 
 // Original describes the stored original of a photo.

@@ -19,6 +19,10 @@ type errorBody struct {
 // respondError maps an error to its status: the public message goes to the
 // client, the whole chain to the log.
 func (h *Handler) respondError(c *gin.Context, err error) {
+	respondError(c, h.log, err)
+}
+
+func respondError(c *gin.Context, log *slog.Logger, err error) {
 	var inv *app.InvalidError
 	var tooBig *http.MaxBytesError
 	switch {
@@ -29,7 +33,7 @@ func (h *Handler) respondError(c *gin.Context, err error) {
 	case errors.Is(err, app.ErrNotFound):
 		c.JSON(http.StatusNotFound, errorBody{Code: "not_found", Error: err.Error()})
 	default:
-		h.log.ErrorContext(c.Request.Context(), "request failed", slog.String("error", err.Error()),
+		log.ErrorContext(c.Request.Context(), "request failed", slog.String("error", err.Error()),
 			slog.String("path", c.FullPath()))
 		c.JSON(http.StatusServiceUnavailable, errorBody{Code: "unavailable", Error: "the service cannot handle the request now; try again"})
 	}

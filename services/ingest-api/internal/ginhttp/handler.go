@@ -78,7 +78,11 @@ func (h *Handler) accessLog(c *gin.Context) {
 
 // readJSON reads a bounded body and reports whether it is a bare array.
 func (h *Handler) readJSON(c *gin.Context) ([]byte, bool, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, h.maxBodyBytes))
+	return readJSON(c, h.maxBodyBytes)
+}
+
+func readJSON(c *gin.Context, limit int64) ([]byte, bool, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

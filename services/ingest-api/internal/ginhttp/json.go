@@ -17,9 +17,18 @@ type photoJSON struct {
 	Filename    string          `json:"filename,omitempty"`
 	CompletedAt *time.Time      `json:"completed_at,omitempty"`
 	Failure     *failureJSON    `json:"failure"`
+	DeadLetter  *deadLetterJSON `json:"dead_letter"`
 	FailureCode *string         `json:"failure_code"`
 	Original    *originalJSON   `json:"original"`
 	Thumbnails  []thumbnailJSON `json:"thumbnails"`
+}
+
+// deadLetterJSON is set while the photo waits in a dead-letter queue.
+type deadLetterJSON struct {
+	Service string    `json:"service"`
+	Queue   string    `json:"queue"`
+	Reason  string    `json:"reason"`
+	Since   time.Time `json:"since"`
 }
 
 type failureJSON struct {
@@ -62,6 +71,9 @@ func toJSON(p app.Photo) photoJSON {
 	if p.Failure != nil {
 		out.Failure = &failureJSON{Stage: p.Failure.Stage, Code: p.Failure.Code, Message: p.Failure.Message, Retryable: p.Failure.Retryable}
 		out.FailureCode = &p.Failure.Code
+	}
+	if d := p.DeadLetter; d != nil {
+		out.DeadLetter = &deadLetterJSON{Service: d.Service, Queue: d.Queue, Reason: d.Reason, Since: d.Since}
 	}
 	if o := p.Original; o != nil {
 		out.Original = &originalJSON{

@@ -201,6 +201,12 @@ func toApp(p database.Photo) app.Photo {
 			Retryable: deref(p.FailureRetryable),
 		}
 	}
+	if p.DeadLetterService != nil {
+		out.DeadLetter = &app.DeadLetter{
+			Service: *p.DeadLetterService, Queue: deref(p.DeadLetterQueue),
+			Reason: deref(p.DeadLetterReason), Since: deref(p.DeadLetteredAt),
+		}
+	}
 	for _, t := range p.Thumbnails {
 		out.Thumbnails = append(out.Thumbnails, app.Thumbnail{
 			Rendition: t.Rendition, Page: t.Page, Key: t.URL, Width: t.Width, Height: t.Height,

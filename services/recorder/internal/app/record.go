@@ -20,6 +20,7 @@ const (
 	DownloadedHandler = "recorder.downloaded"
 	CompletedHandler  = "recorder.completed"
 	FailedHandler     = "recorder.failed"
+	DeadLetterHandler = "recorder.dead-lettered"
 )
 
 // Repository stores photo state. Each method applies its event only when
@@ -30,6 +31,7 @@ type Repository interface {
 	RecordOriginal(ctx context.Context, e *event.PhotoDownloaded) (bool, error)
 	Complete(ctx context.Context, e *event.ThumbnailCreated) (bool, error)
 	Fail(ctx context.Context, e *event.PhotoFailed) (bool, error)
+	MarkDeadLettered(ctx context.Context, e *event.PhotoDeadLettered) (bool, error)
 }
 
 // Recorder handles every pipeline event.
@@ -109,4 +111,15 @@ func (r *Recorder) Failed(ctx context.Context, e *event.PhotoFailed) error {
 	ctx = r.ctx(ctx, e.Header)
 	ok, err := r.repo.Fail(ctx, e)
 	return r.done(ctx, event.TopicPhotoFailed, ok, err)
+}
+
+// DeadLettered records that the photo waits in a service's dead-letter
+// queue, so it does not look like it is processing forever.
+func (r *Recorder) DeadLettered(ctx context.Context, e *event.PhotoDeadLettered) error {
+	if err := check(e.Header); err != nil {
+		return err
+	}
+	ctx = r.ctx(ctx, e.Header)
+	ok, err := r.repo.MarkDeadLettered(ctx, e)
+	return r.done(ctx, event.TopicPhotoDeadLettered, ok, err)
 }

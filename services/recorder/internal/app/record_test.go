@@ -36,6 +36,10 @@ func (f *fakeRepo) Fail(context.Context, *event.PhotoFailed) (bool, error) {
 	f.calls++
 	return true, f.err
 }
+func (f *fakeRepo) MarkDeadLettered(context.Context, *event.PhotoDeadLettered) (bool, error) {
+	f.calls++
+	return true, f.err
+}
 
 func TestRecorder(t *testing.T) {
 	t.Parallel()

@@ -36,7 +36,8 @@ const advances = `(status_attempt < @attempt OR (status_attempt = @attempt AND
 func (r *Repository) MarkProcessing(ctx context.Context, e *event.PhotoRequested) (bool, error) {
 	res := r.db.WithContext(ctx).Exec(`UPDATE photos
 		SET status = 'processing', status_attempt = @attempt, updated_at = now(),
-		    failure_stage = NULL, failure_code = NULL, failure_message = NULL, failure_retryable = NULL
+		    failure_stage = NULL, failure_code = NULL, failure_message = NULL, failure_retryable = NULL,
+		    dead_letter_service = NULL, dead_letter_queue = NULL, dead_letter_reason = NULL, dead_lettered_at = NULL
 		WHERE uuid = @id AND `+advances,
 		map[string]any{"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusProcessing.Rank()})
 	return res.RowsAffected > 0, res.Error
@@ -54,7 +55,8 @@ func (r *Repository) RecordOriginal(ctx context.Context, e *event.PhotoDownloade
 		    failure_code = CASE WHEN `+advances+` THEN NULL ELSE failure_code END,
 		    failure_message = CASE WHEN `+advances+` THEN NULL ELSE failure_message END,
 		    status_attempt = GREATEST(status_attempt, @attempt),
-		    updated_at = now()
+		    updated_at = now(),
+		    dead_letter_service = NULL, dead_letter_queue = NULL, dead_letter_reason = NULL, dead_lettered_at = NULL
 		WHERE uuid = @id AND status_attempt <= @attempt`,
 		map[string]any{
 			"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusProcessing.Rank(),
@@ -73,7 +75,8 @@ func (r *Repository) Complete(ctx context.Context, e *event.ThumbnailCreated) (b
 		res := tx.Exec(`UPDATE photos
 			SET status = 'completed', status_attempt = @attempt, updated_at = now(), completed_at = now(),
 			    width = @w, height = @h, pages = @pages,
-			    failure_stage = NULL, failure_code = NULL, failure_message = NULL, failure_retryable = NULL
+			    failure_stage = NULL, failure_code = NULL, failure_message = NULL, failure_retryable = NULL,
+			    dead_letter_service = NULL, dead_letter_queue = NULL, dead_letter_reason = NULL, dead_lettered_at = NULL
 			WHERE uuid = @id AND `+advances,
 			map[string]any{
 				"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusCompleted.Rank(),
@@ -108,11 +111,24 @@ func (r *Repository) Complete(ctx context.Context, e *event.ThumbnailCreated) (b
 func (r *Repository) Fail(ctx context.Context, e *event.PhotoFailed) (bool, error) {
 	res := r.db.WithContext(ctx).Exec(`UPDATE photos
 		SET status = 'failed', status_attempt = @attempt, updated_at = now(),
-		    failure_stage = @stage, failure_code = @code, failure_message = @msg, failure_retryable = @retryable
+		    failure_stage = @stage, failure_code = @code, failure_message = @msg, failure_retryable = @retryable,
+		    dead_letter_service = NULL, dead_letter_queue = NULL, dead_letter_reason = NULL, dead_lettered_at = NULL
 		WHERE uuid = @id AND `+advances,
 		map[string]any{
 			"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusFailed.Rank(),
 			"stage": e.Stage, "code": e.Code, "msg": e.Message, "retryable": e.Retryable,
 		})
+	return res.RowsAffected > 0, res.Error
+}
+
+// MarkDeadLettered records that a message about the photo waits in a
+// dead-letter queue, unless the photo already finished that attempt.
+func (r *Repository) MarkDeadLettered(ctx context.Context, e *event.PhotoDeadLettered) (bool, error) {
+	res := r.db.WithContext(ctx).Exec(`UPDATE photos
+		SET dead_letter_service = @service, dead_letter_queue = @queue, dead_letter_reason = @reason,
+		    dead_lettered_at = now(), updated_at = now()
+		WHERE uuid = @id AND status_attempt <= @attempt
+		  AND NOT (status_attempt = @attempt AND status IN ('completed', 'failed'))`,
+		map[string]any{"id": e.PhotoID, "attempt": e.Attempt, "service": e.Service, "queue": e.Queue, "reason": e.Reason})
 	return res.RowsAffected > 0, res.Error
 }

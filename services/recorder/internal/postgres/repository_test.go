@@ -161,3 +161,38 @@ func TestLifecycleAndIdempotency(t *testing.T) {
 		require.Len(t, load(t, db, id).Thumbnails, 1)
 	})
 }
+
+func TestDeadLetterMark(t *testing.T) {
+	db := openDB(t)
+	repo := postgres.New(db)
+	ctx := context.Background()
+	dl := func(id string, attempt int) *event.PhotoDeadLettered {
+		return &event.PhotoDeadLettered{Header: event.NewHeader(id, attempt), Service: "resizer",
+			Queue: "PhotoDownloaded_resizer", Topic: "PhotoDownloaded", Reason: "storage unavailable"}
+	}
+
+	id := newPhoto(t, db, 1)
+	_, err := repo.MarkProcessing(ctx, &event.PhotoRequested{Header: event.NewHeader(id, 1)})
+	require.NoError(t, err)
+	ok, err := repo.MarkDeadLettered(ctx, dl(id, 1))
+	require.NoError(t, err)
+	require.True(t, ok)
+	p := load(t, db, id)
+	require.Equal(t, database.StatusProcessing, p.Status)
+	require.Equal(t, "resizer", *p.DeadLetterService)
+	require.Equal(t, "storage unavailable", *p.DeadLetterReason)
+	require.NotNil(t, p.DeadLetteredAt)
+
+	// After a replay the photo moves on and the mark is cleared.
+	ok, err = repo.Complete(ctx, created(id, 1, 320, 160))
+	require.NoError(t, err)
+	require.True(t, ok)
+	p = load(t, db, id)
+	require.Equal(t, database.StatusCompleted, p.Status)
+	require.Nil(t, p.DeadLetterService)
+
+	// A late dead letter of a finished attempt is ignored.
+	ok, err = repo.MarkDeadLettered(ctx, dl(id, 1))
+	require.NoError(t, err)
+	require.False(t, ok)
+}

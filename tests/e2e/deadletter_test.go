@@ -1,0 +1,160 @@
+package e2e
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type deadLetterPhoto struct {
+	UUID       string `json:"uuid"`
+	Status     string `json:"status"`
+	DeadLetter *struct {
+		Service, Queue, Reason string
+	} `json:"dead_letter"`
+	Thumbnails []struct{ URL string } `json:"thumbnails"`
+}
+
+type dlList struct {
+	Summary struct {
+		Service string
+		Count   int
+		Reasons map[string]int
+	}
+	Entries []struct {
+		MessageID      string `json:"message_id"`
+		PhotoID        string `json:"photo_id"`
+		CorrelationID  string `json:"correlation_id"`
+		Queue          string `json:"queue"`
+		Reason         string `json:"reason"`
+		DeadLetteredAt string `json:"dead_lettered_at"`
+	}
+}
+
+// TestDeadLetterAndReplay breaks the resizer's storage (a transient
+// failure), watches the photos land in its dead-letter queue and show it,
+// repairs the storage, replays some by id and the rest all at once, and
+// checks that every photo completes with exactly one thumbnail.
+func TestDeadLetterAndReplay(t *testing.T) {
+	env := NewEnv(t)
+	env.Extra["RETRY_MAX"] = "2"
+	env.Extra["RETRY_INITIAL"] = "20ms"
+	env.Extra["RETRY_MAX_INTERVAL"] = "50ms"
+	src := ImageServer(t, map[string][]byte{"a.jpg": encodeJPEG(t, 800, 600)})
+	api := env.StartPipeline(1)
+
+	// Thumbnails cannot be written while "thumbnails" is a plain file.
+	blocker := filepath.Join(env.Storage, "thumbnails")
+	require.NoError(t, os.WriteFile(blocker, []byte("in the way"), 0o644))
+
+	urls := make([]string, 6)
+	for i := range urls {
+		urls[i] = src.URL + "/a.jpg?n=" + string(rune('a'+i))
+	}
+	var created struct{ Photos []struct{ UUID string } }
+	require.Equal(t, http.StatusCreated, Call(t, http.MethodPost, api+"/photos", map[string]any{"urls": urls, "process": true}, &created))
+	ids := make([]string, len(created.Photos))
+	for i, p := range created.Photos {
+		ids[i] = p.UUID
+	}
+
+	// Every photo waits in the resizer's dead-letter queue, and says so.
+	var list dlList
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.Equal(c, http.StatusOK, Call(t, http.MethodGet, api+"/admin/dead-letters/resizer?limit=100", nil, &list))
+		assert.Len(c, list.Entries, len(ids))
+	}, 60*time.Second, 200*time.Millisecond)
+	assert.Equal(t, len(ids), list.Summary.Count)
+	for _, e := range list.Entries {
+		assert.Contains(t, ids, e.PhotoID)
+		assert.Equal(t, "PhotoDownloaded_resizer", e.Queue)
+		assert.Contains(t, e.Reason, "not a directory")
+		assert.NotEmpty(t, e.CorrelationID)
+		assert.NotEmpty(t, e.DeadLetteredAt)
+	}
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		for _, id := range ids {
+			var p deadLetterPhoto
+			assert.Equal(c, http.StatusOK, Call(t, http.MethodGet, api+"/photos/"+id, nil, &p))
+			if assert.NotNil(c, p.DeadLetter, "photo %s shows its dead letter", id) {
+				assert.Equal(c, "resizer", p.DeadLetter.Service)
+				assert.Equal(c, "PhotoDownloaded_resizer", p.DeadLetter.Queue)
+			}
+			assert.Equal(c, "processing", p.Status)
+		}
+	}, 30*time.Second, 200*time.Millisecond)
+
+	var all struct {
+		Queues []struct {
+			Service string
+			Count   int
+		}
+	}
+	require.Equal(t, http.StatusOK, Call(t, http.MethodGet, api+"/admin/dead-letters", nil, &all))
+	counts := map[string]int{}
+	for _, q := range all.Queues {
+		counts[q.Service] = q.Count
+	}
+	assert.Equal(t, map[string]int{"downloader": 0, "resizer": len(ids), "recorder": 0}, counts)
+
+	// Bad requests get clear errors.
+	assert.Equal(t, http.StatusNotFound, Call(t, http.MethodGet, api+"/admin/dead-letters/nobody", nil, nil))
+	assert.Equal(t, http.StatusBadRequest, Call(t, http.MethodPost, api+"/admin/dead-letters/resizer/replay", map[string]any{}, nil))
+	assert.Equal(t, http.StatusBadRequest, Call(t, http.MethodPost, api+"/admin/dead-letters/resizer/replay", "{", nil))
+
+	// Repair, then replay two by message id and the rest at once.
+	require.NoError(t, os.Remove(blocker))
+	var res struct{ Replayed int }
+	require.Equal(t, http.StatusOK, Call(t, http.MethodPost, api+"/admin/dead-letters/resizer/replay",
+		map[string]any{"message_ids": []string{list.Entries[0].MessageID, list.Entries[1].MessageID}}, &res))
+	assert.Equal(t, 2, res.Replayed)
+	require.Equal(t, http.StatusOK, Call(t, http.MethodPost, api+"/admin/dead-letters/resizer/replay", map[string]any{"all": true}, &res))
+	assert.Equal(t, len(ids)-2, res.Replayed)
+
+	final := waitFinal(t, api, ids, 60*time.Second)
+	for _, id := range ids {
+		assert.Equal(t, "completed", final[id].Status)
+	}
+	for _, id := range ids {
+		var p deadLetterPhoto
+		require.Equal(t, http.StatusOK, Call(t, http.MethodGet, api+"/photos/"+id, nil, &p))
+		assert.Nil(t, p.DeadLetter, "the mark is cleared once the photo moves on")
+	}
+
+	// Exactly one thumbnail row per photo, the replay went to the resizer
+	// only (the recorder saw each PhotoDownloaded once), and the queue is empty.
+	conn, err := pgx.Connect(t.Context(), env.DB)
+	require.NoError(t, err)
+	defer conn.Close(t.Context())
+	var rows, photos int
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT count(*), count(DISTINCT photo_uuid) FROM photo_thumbnails").Scan(&rows, &photos))
+	assert.Equal(t, len(ids), rows)
+	assert.Equal(t, len(ids), photos)
+	rec := env.Procs("recorder")[0]
+	assert.Equal(t, len(ids), rec.CountLines(`"event":"PhotoDownloaded"`, "photo state recorded"),
+		"a replay goes back to the failing queue, not to every subscriber")
+	require.Equal(t, http.StatusOK, Call(t, http.MethodGet, api+"/admin/dead-letters/resizer", nil, &list))
+	assert.Zero(t, list.Summary.Count)
+
+	// Discard works too: break again, dead-letter one photo, discard it.
+	require.NoError(t, os.Rename(blocker, blocker+".moved"))
+	require.NoError(t, os.WriteFile(blocker, []byte("in the way"), 0o644))
+	var again struct{ Photos []struct{ UUID string } }
+	require.Equal(t, http.StatusCreated, Call(t, http.MethodPost, api+"/photos", map[string]any{"urls": []string{src.URL + "/a.jpg?n=z"}, "process": true}, &again))
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.Equal(c, http.StatusOK, Call(t, http.MethodGet, api+"/admin/dead-letters/resizer", nil, &list))
+		assert.Len(c, list.Entries, 1)
+	}, 60*time.Second, 200*time.Millisecond)
+	var dres struct{ Discarded int }
+	require.Equal(t, http.StatusOK, Call(t, http.MethodPost, api+"/admin/dead-letters/resizer/discard",
+		map[string]any{"photo_ids": []string{again.Photos[0].UUID}}, &dres))
+	assert.Equal(t, 1, dres.Discarded)
+	require.Equal(t, http.StatusOK, Call(t, http.MethodGet, api+"/admin/dead-letters/resizer", nil, &list))
+	assert.Zero(t, list.Summary.Count)
+}
