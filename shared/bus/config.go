@@ -7,7 +7,6 @@ package bus
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/photopipe/photopipe/shared/envconfig"
@@ -44,6 +43,9 @@ type Config struct {
 	// being acknowledged (its worker crashed on it: out of memory, a kill)
 	// before it is moved to the dead-letter queue instead of being handled
 	// again (MAX_DELIVERIES). It needs quorum queues, which count deliveries.
+	// The broker also counts deliveries that ended with a lost connection
+	// while the message waited in a worker's prefetch, so the default (20,
+	// RabbitMQ 4's own default delivery limit) leaves room for outages.
 	MaxDeliveries int
 	// ConnectTimeout bounds how long a service waits for the broker at start
 	// (AMQP_CONNECT_TIMEOUT).
@@ -62,19 +64,19 @@ func LoadConfig(r *envconfig.Reader, defaultPrefetch int) Config {
 		PublishChannels:     r.Int("AMQP_PUBLISH_CHANNELS", 8),
 		QueueType:           r.String("AMQP_QUEUE_TYPE", QueueQuorum),
 		PhotoProcessorQueue: r.String("AMQP_PHOTO_PROCESSOR_QUEUE", "photo-processor"),
-		RetryMax:            r.Int("RETRY_MAX", 5),
+		RetryMax:            r.Int("RETRY_MAX", 10),
 		RetryInitial:        r.Duration("RETRY_INITIAL", 200*time.Millisecond),
-		RetryMaxInterval:    r.Duration("RETRY_MAX_INTERVAL", 10*time.Second),
+		RetryMaxInterval:    r.Duration("RETRY_MAX_INTERVAL", 5*time.Second),
 		ConnectTimeout:      r.Duration("AMQP_CONNECT_TIMEOUT", 60*time.Second),
-		MaxDeliveries:       r.Int("MAX_DELIVERIES", 3),
+		MaxDeliveries:       r.Int("MAX_DELIVERIES", 20),
 	}
 }
 
 // Validate reports every setting that cannot work.
 func (c Config) Validate() error {
 	var errs []error
-	if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") {
-		errs = append(errs, fmt.Errorf("AMQP_URL: %q is not an amqp:// or amqps:// URL", c.URL))
+	if _, err := brokerURLs(c.URL); err != nil { // one URL, or several nodes separated by commas
+		errs = append(errs, fmt.Errorf("AMQP_URL: %w", err))
 	}
 	if c.Prefetch < 1 {
 		errs = append(errs, errors.New("AMQP_PREFETCH: must be at least 1"))

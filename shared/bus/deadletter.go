@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -41,7 +42,7 @@ func (c Config) deadLetter(service string, pub message.Publisher, log *slog.Logg
 			dl.Metadata.Set(HandlerKey, message.HandlerNameFromCtx(ctx))
 			dl.Metadata.Set(DeadLetteredAtKey, time.Now().UTC().Format(time.RFC3339Nano))
 			delete(dl.Metadata, deliveryCountKey)
-			if perr := pub.Publish(topic, dl); perr != nil {
+			if perr := publishPatiently(ctx, pub, topic, dl); perr != nil {
 				// Not acknowledged: the broker redelivers it later.
 				return nil, fmt.Errorf("dead-letter message: %w (after: %w)", perr, err)
 			}
@@ -94,5 +95,29 @@ func (c Config) limitDeliveries(h message.HandlerFunc) message.HandlerFunc {
 			return nil, Permanent(fmt.Errorf("delivered %d times without being acknowledged; its worker probably crashed on it (limit MAX_DELIVERIES=%d)", n+1, c.MaxDeliveries))
 		}
 		return h(msg)
+	}
+}
+
+// deadLetterPatience bounds how long a dead letter waits for the broker to
+// take it (a reconnect) before the message is returned to its queue.
+const deadLetterPatience = 30 * time.Second
+
+// publishPatiently retries a publish with backoff while the broker is away,
+// rather than returning the message at once: every return counts as a
+// delivery towards MaxDeliveries.
+func publishPatiently(ctx context.Context, pub message.Publisher, topic string, msg *message.Message) error {
+	deadline := time.Now().Add(deadLetterPatience)
+	delay := 100 * time.Millisecond
+	for {
+		err := pub.Publish(topic, msg)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 2*time.Second)
 	}
 }

@@ -35,7 +35,15 @@ func (c Config) amqpConfig(service string) amqp.Config {
 	cfg := amqp.NewDurablePubSubConfig(c.URL, func(topic string) string {
 		return c.QueueName(topic, service)
 	})
-	cfg.Connection.Reconnect = amqp.DefaultReconnectConfig()
+	cfg.Connection.AmqpURI, cfg.Connection.AmqpConfig = connectionConfig(c.URL) // one URL or a list of nodes
+	// Reconnect quickly: handlers are retrying meanwhile, and a long pause
+	// would use up their retries.
+	cfg.Connection.Reconnect = &amqp.ReconnectConfig{
+		BackoffInitialInterval:     200 * time.Millisecond,
+		BackoffRandomizationFactor: 0.5,
+		BackoffMultiplier:          1.5,
+		BackoffMaxInterval:         5 * time.Second,
+	}
 	cfg.Queue.Arguments = c.queueArgs()
 	cfg.Publish.ConfirmDelivery = true
 	cfg.Publish.ChannelPoolSize = c.PublishChannels

@@ -103,18 +103,20 @@ func (c Config) declareBound(ch *amqp091.Channel, exchange, queue string) error 
 
 // Dial connects to the broker, retrying until it answers or timeout passes:
 // a broker that is still starting is normal when everything starts at once.
+// url may list several nodes separated by commas; each round tries them in
+// order (see brokers.go).
 func Dial(ctx context.Context, url string, timeout time.Duration) (*amqp091.Connection, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	delay := 100 * time.Millisecond
 	for {
-		conn, err := amqp091.Dial(url)
+		conn, err := dialFirst(url)
 		if err == nil {
 			return conn, nil
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("connect to broker %s: %w", redact(url), err)
+			return nil, fmt.Errorf("connect to broker %s: %w", redactAll(url), err)
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 2*time.Second)
