@@ -47,6 +47,11 @@ type Downloader struct {
 	log        *slog.Logger
 	retries    int
 	retryDelay time.Duration
+	// DeadLetterSourceFailures makes a source that keeps failing (a
+	// retryable failure after the retries) a transient error: the bus
+	// retries it with backoff and then dead-letters it for replay, instead
+	// of the photo failing.
+	DeadLetterSourceFailures bool
 }
 
 // New returns a Downloader that retries retryable failures retries times,
@@ -65,6 +70,9 @@ const headLen = 64 << 10
 func (d *Downloader) Handle(ctx context.Context, e *event.PhotoRequested) error {
 	ctx = logging.With(ctx, slog.String("photo_id", e.PhotoID), slog.Int("attempt", e.Attempt))
 	out, err := d.download(ctx, e)
+	if f, ok := event.AsFailure(err); ok && f.Retryable && d.DeadLetterSourceFailures {
+		return fmt.Errorf("download photo %s: the source keeps failing: %s", e.PhotoID, f.Message)
+	}
 	if f, ok := event.AsFailure(err); ok {
 		d.log.InfoContext(ctx, "photo failed", slog.String("code", f.Code), slog.String("reason", f.Message))
 		return d.events.Publish(ctx, &event.PhotoFailed{

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/photopipe/photopipe/services/downloader/internal/app"
+	"github.com/photopipe/photopipe/shared/bus"
 	"github.com/photopipe/photopipe/shared/event"
 	"github.com/photopipe/photopipe/shared/storage"
 )
@@ -678,4 +679,28 @@ func TestHandleDetectsFormatFromBytes(t *testing.T) {
 			requireStored(t, fx.store, got.OriginalKey, data)
 		})
 	}
+}
+
+// With DeadLetterSourceFailures, a source that keeps failing is a transient
+// error for the bus (retried, then dead-lettered for replay); a bad source
+// (404) still fails the photo.
+func TestHandleDeadLettersSourceFailuresWhenAsked(t *testing.T) {
+	t.Parallel()
+	down := &event.Failure{Code: event.CodeDownloadHTTPStatus, Message: "source answered 503", Retryable: true}
+	responses := make([]response, testRetries+1)
+	for i := range responses {
+		responses[i] = response{err: down}
+	}
+	fx := newFixture(t, responses...)
+	fx.d.DeadLetterSourceFailures = true
+	err := fx.d.Handle(t.Context(), requested("http://img.test/photo.jpg"))
+	require.ErrorContains(t, err, "source keeps failing")
+	require.False(t, bus.IsPermanent(err))
+	require.Empty(t, fx.pub.events, "no PhotoFailed: the message goes to the dead-letter queue")
+
+	fx = newFixture(t, response{err: event.Fail(event.CodeDownloadHTTPStatus, "source answered 404 Not Found")})
+	fx.d.DeadLetterSourceFailures = true
+	require.NoError(t, fx.d.Handle(t.Context(), requested("http://img.test/photo.jpg")))
+	got := onlyEvent[*event.PhotoFailed](t, fx.pub)
+	require.Equal(t, event.CodeDownloadHTTPStatus, got.Code)
 }
