@@ -13,19 +13,41 @@ import (
 )
 
 // BenchmarkEndToEndTiny measures the pipeline's own overhead: 64x48 JPEGs.
-func BenchmarkEndToEndTiny(b *testing.B) { benchEndToEnd(b, 64, 48) }
+func BenchmarkEndToEndTiny(b *testing.B) { benchEndToEnd(b, 64, 48, 1, 0) }
 
 // BenchmarkEndToEndSmall uses 640x480 JPEGs: resizing starts to count.
-func BenchmarkEndToEndSmall(b *testing.B) { benchEndToEnd(b, 640, 480) }
+func BenchmarkEndToEndSmall(b *testing.B) { benchEndToEnd(b, 640, 480, 1, 0) }
+
+// BenchmarkResizerReplicas runs 1, 2 and 3 resizer replicas of one worker
+// each on 1600x1200 JPEGs, large enough that resizing is the bottleneck:
+// how throughput grows with replicas (on one machine, until its cores are
+// used up).
+func BenchmarkResizerReplicas(b *testing.B) {
+	for _, n := range []int{1, 2, 3} {
+		b.Run(fmt.Sprintf("resizers=%d", n), func(b *testing.B) { benchEndToEnd(b, 1600, 1200, n, 1) })
+	}
+}
 
 // benchEndToEnd pushes b.N w x h photos through the real services, RabbitMQ
-// and Postgres and reports photos/s and the latency from request to
-// completed (p50, p99). All photos are sent at once, so latency includes
-// queueing. Run it with make bench.
-func benchEndToEnd(b *testing.B, w, h int) {
+// and Postgres, with `resizers` resizer replicas of resizerWorkers workers
+// each (0: the default, one per CPU), and reports photos/s and the latency
+// from request to completed (p50, p99). All photos are sent at once, so
+// latency includes queueing. Run it with make bench.
+func benchEndToEnd(b *testing.B, w, h, resizers, resizerWorkers int) {
 	env := NewEnv(b)
 	src := ImageServer(b, map[string][]byte{"small.jpg": encodeJPEG(b, w, h)})
-	api := env.StartPipeline(1)
+	env.APIAddr = FreeAddr(b)
+	env.Start("ingest-api", "HTTP_ADDR="+env.APIAddr)
+	env.Start("recorder")
+	env.Start("downloader")
+	for range resizers {
+		if resizerWorkers > 0 {
+			env.Start("resizer", fmt.Sprintf("WORKERS=%d", resizerWorkers))
+		} else {
+			env.Start("resizer")
+		}
+	}
+	api := "http://" + env.APIAddr
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, env.DB)
 	require.NoError(b, err)

@@ -21,12 +21,24 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/photopipe/photopipe/shared/envconfig"
+	"github.com/photopipe/photopipe/shared/storage"
+	"github.com/photopipe/photopipe/shared/storage/s3test"
 	"github.com/photopipe/photopipe/shared/testenv"
 )
 
 // binDir holds the service binaries built once by TestMain, the same way
 // make build and the Dockerfiles build them.
 var binDir string
+
+// The suite runs once per storage backend (PHOTOPIPE_E2E_STORAGE, default
+// "local,s3"): every test sees the backend of the current pass in
+// Env.Backend. The S3 pass serves a bucket per test from one versitygw.
+var (
+	backend  string
+	backends []string
+	s3srv    *s3test.Server
+)
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -55,9 +67,71 @@ func TestMain(m *testing.M) {
 			}
 		}
 		binDir = dir
-		return m.Run()
+		return runPerBackend(m)
 	}()
 	os.Exit(code)
+}
+
+// runPerBackend runs the tests once per storage backend. Benchmarks run in
+// the first pass only.
+func runPerBackend(m *testing.M) int {
+	backends = nil
+	for _, b := range strings.Split(envOr("PHOTOPIPE_E2E_STORAGE", "local,s3"), ",") {
+		switch b = strings.TrimSpace(b); b {
+		case "":
+		case storage.BackendLocal, storage.BackendS3:
+			if b == storage.BackendS3 && s3test.Skipped() {
+				fmt.Println("e2e: S3 pass skipped (PHOTOPIPE_TEST_S3=skip)")
+				continue
+			}
+			backends = append(backends, b)
+		default:
+			fmt.Fprintf(os.Stderr, "PHOTOPIPE_E2E_STORAGE: %q is neither local nor s3\n", b)
+			return 1
+		}
+	}
+	if f := flag.Lookup("test.bench"); f != nil && f.Value.String() != "" && len(backends) > 1 {
+		backends = backends[:1]
+	}
+	code := 0
+	for _, b := range backends {
+		backend = b
+		if b == storage.BackendS3 {
+			srv, err := s3test.StartServer()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "e2e: S3 pass: %v\n", err)
+				code = 1
+				continue
+			}
+			s3srv = srv
+			fmt.Printf("=== e2e pass: storage backend s3 (versitygw at %s)\n", srv.Endpoint)
+		} else {
+			fmt.Printf("=== e2e pass: storage backend %s\n", b)
+		}
+		if c := m.Run(); c != 0 {
+			code = c
+		}
+		if s3srv != nil {
+			if err := s3srv.Close(); err != nil {
+				fmt.Fprintf(os.Stderr, "e2e: stop versitygw: %v\n", err)
+			}
+			s3srv = nil
+		}
+	}
+	return code
+}
+
+// lastPass reports whether the current pass is the last one: tests too
+// long to run on every backend run there only.
+func lastPass() bool {
+	return len(backends) > 0 && backend == backends[len(backends)-1]
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
 }
 
 // proc is one running service process.
@@ -121,17 +195,26 @@ func (p *proc) Stop(tb testing.TB) {
 
 // Env is the environment shared by a pipeline's processes.
 type Env struct {
-	AMQP     string
-	DB       string
-	Storage  string
+	AMQP string
+	DB   string
+	// Backend is the storage backend of this pass: "local" or "s3".
+	Backend string
+	// Storage is the directory holding the stored files under their keys:
+	// the local backend's STORAGE_DIR, or on S3 the bucket's directory on
+	// the versitygw server (objects are plain files there).
+	Storage string
+	// Bucket is the test's bucket on the S3 pass.
+	Bucket   string
 	Extra    map[string]string
 	APIAddr  string
 	tb       testing.TB
 	procs    []*proc
 	artifact string
+	store    storage.Backend
 }
 
-// NewEnv gives a test its own database, vhost and storage directory.
+// NewEnv gives a test its own database, vhost and storage (a directory, or
+// a bucket on the S3 pass).
 func NewEnv(tb testing.TB) *Env {
 	tb.Helper()
 	if binDir == "" {
@@ -140,13 +223,35 @@ func NewEnv(tb testing.TB) *Env {
 	e := &Env{
 		AMQP:    testenv.RabbitMQ(tb),
 		DB:      testenv.Postgres(tb),
-		Storage: tb.TempDir(),
-		Extra:   map[string]string{},
-		tb:      tb,
+		Backend: backend,
+		// Local test settings: no API keys, no rate limit, and sources on
+		// loopback (the test servers) may be fetched. Tests of those
+		// (hostile_test.go) override them.
+		Extra: map[string]string{
+			"AUTH_DISABLED": "true", "RATE_LIMIT_RPS": "0", "DOWNLOAD_ALLOWED_NETWORKS": "127.0.0.0/8",
+		},
+		tb: tb,
 	}
+	if backend == storage.BackendS3 {
+		e.Bucket = s3srv.Bucket(tb)
+		e.Storage = filepath.Join(s3srv.DataDir, e.Bucket)
+	} else {
+		e.Storage = tb.TempDir()
+	}
+	// Also in the test's own environment, so that processes a test starts
+	// by itself (not through Start) get the same storage. (Tests with an
+	// Env therefore cannot be parallel; none is.)
+	for _, kv := range e.StorageEnv() {
+		k, v, _ := strings.Cut(kv, "=")
+		tb.Setenv(k, v)
+	}
+	tb.Logf("storage backend: %s", e.Backend)
 	tb.Cleanup(func() {
 		for i := len(e.procs) - 1; i >= 0; i-- {
 			e.procs[i].Stop(tb)
+		}
+		if e.store != nil {
+			_ = e.store.Close()
 		}
 		if tb.Failed() {
 			for _, p := range e.procs {
@@ -155,6 +260,45 @@ func NewEnv(tb testing.TB) *Env {
 		}
 	})
 	return e
+}
+
+// StorageEnv returns the storage settings of the services.
+func (e *Env) StorageEnv() []string {
+	if e.Backend != storage.BackendS3 {
+		return []string{"STORAGE_BACKEND=local", "STORAGE_DIR=" + e.Storage}
+	}
+	return []string{
+		"STORAGE_BACKEND=s3", "S3_ENDPOINT=" + s3srv.Endpoint, "S3_REGION=" + s3test.Region,
+		"S3_BUCKET=" + e.Bucket, "S3_ACCESS_KEY_ID=" + s3srv.AccessKey,
+		"S3_SECRET_ACCESS_KEY=" + s3srv.SecretKey, "S3_PATH_STYLE=true",
+	}
+}
+
+// ReadFile returns a stored file through the storage backend, as the
+// services see it.
+func (e *Env) ReadFile(key string) ([]byte, error) {
+	e.tb.Helper()
+	if e.store == nil {
+		r := envconfig.New(func(k string) string {
+			for _, kv := range e.StorageEnv() {
+				if name, v, _ := strings.Cut(kv, "="); name == k {
+					return v
+				}
+			}
+			return ""
+		})
+		st, err := storage.Open(context.Background(), storage.LoadConfig(r))
+		if err != nil {
+			return nil, err
+		}
+		e.store = st
+	}
+	obj, err := e.store.Open(context.Background(), key)
+	if err != nil {
+		return nil, err
+	}
+	defer obj.Close()
+	return io.ReadAll(obj)
 }
 
 func tail(s string, n int) string {
@@ -180,9 +324,10 @@ func (e *Env) Start(name string, extra ...string) *proc {
 	e.tb.Helper()
 	health := FreeAddr(e.tb)
 	env := append(os.Environ(),
-		"AMQP_URL="+e.AMQP, "DATABASE_URL="+e.DB, "STORAGE_DIR="+e.Storage,
+		"AMQP_URL="+e.AMQP, "DATABASE_URL="+e.DB,
 		"LOG_FORMAT=json", "LOG_LEVEL=info", "HEALTH_ADDR="+health,
 	)
+	env = append(env, e.StorageEnv()...)
 	for k, v := range e.Extra {
 		env = append(env, k+"="+v)
 	}
