@@ -16,6 +16,7 @@ import (
 	"github.com/photopipe/photopipe/services/resizer/internal/app"
 	"github.com/photopipe/photopipe/services/resizer/internal/config"
 	"github.com/photopipe/photopipe/services/resizer/internal/imaging"
+	"github.com/photopipe/photopipe/services/resizer/internal/pdfium"
 	"github.com/photopipe/photopipe/shared/bus"
 	"github.com/photopipe/photopipe/shared/health"
 	"github.com/photopipe/photopipe/shared/logging"
@@ -44,15 +45,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	store, err := storage.NewLocal(cfg.StorageDir)
+	store, err := storage.Open(ctx, cfg.Storage)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	pdfCfg := pdfium.Config{MemoryLimit: cfg.PDFMemoryLimit}
+	if cfg.PDFCacheDir != "" {
+		if pdfCfg.Cache, err = pdfium.NewCache(cfg.PDFCacheDir); err != nil {
+			return err
+		}
+	}
+	pdf, err := pdfium.New(pdfCfg, log)
+	if err != nil {
+		return err
+	}
+	defer pdf.Close()
 	return worker.Run(ctx, worker.Options{
 		Service: bus.Resizer, Bus: cfg.Bus, Workers: cfg.Workers, HealthAddr: cfg.HealthAddr, Log: log,
 		Handlers: func(events *cqrs.EventBus) ([]cqrs.EventHandler, error) {
-			r := app.New(store, events, log, cfg.Presets, imaging.Limits{MaxPixels: cfg.MaxPixels})
+			r := app.New(store, events, log, cfg.Presets, imaging.Limits{MaxPixels: cfg.MaxPixels}).WithPDF(app.PDFOptions{
+				Renderer: pdf, DPI: cfg.PDFDPI, MaxPages: cfg.PDFMaxPages, Timeout: cfg.PDFTimeout,
+			})
+			if cfg.SimulateGPUTime {
+				r = r.WithSimulatedGPU(app.Sleep)
+			}
 			return []cqrs.EventHandler{cqrs.NewEventHandler(app.HandlerName, r.Handle)}, nil
 		},
 	})

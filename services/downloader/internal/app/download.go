@@ -185,6 +185,11 @@ func inspect(head []byte) (imagetype.Format, int, int, error) {
 	if cfg, _, err := image.DecodeConfig(bytes.NewReader(head)); err == nil {
 		w, h = cfg.Width, cfg.Height
 	}
+	// Report the size as shown, like the resizer does: an EXIF orientation
+	// of 5-8 swaps the sides.
+	if o, err := imagetype.ReadOrientation(bytes.NewReader(head)); err == nil && o.SwapsAxes() {
+		w, h = h, w
+	}
 	return format, w, h, nil
 }
 

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"io"
 	"log/slog"
+	"time"
 
 	"github.com/photopipe/photopipe/services/resizer/internal/imaging"
 	"github.com/photopipe/photopipe/shared/event"
@@ -33,6 +35,9 @@ type Resizer struct {
 	log     *slog.Logger
 	presets rendition.Presets
 	limits  imaging.Limits
+	pdf     PDFOptions
+	// gpuSleep, when set, adds simulated GPU time to every image.
+	gpuSleep func(ctx context.Context, d time.Duration) error
 }
 
 // New returns a Resizer rendering presets within limits.
@@ -44,6 +49,9 @@ func New(s storage.Store, p Publisher, log *slog.Logger, presets rendition.Prese
 // input ends in PhotoFailed and returns nil; other errors are returned.
 func (r *Resizer) Handle(ctx context.Context, e *event.PhotoDownloaded) error {
 	ctx = logging.With(ctx, slog.String("photo_id", e.PhotoID), slog.Int("attempt", e.Attempt))
+	if err := r.simulateGPU(ctx); err != nil {
+		return err
+	}
 	out, err := r.render(ctx, e)
 	if f, ok := event.AsFailure(err); ok {
 		r.log.InfoContext(ctx, "photo failed", slog.String("code", f.Code), slog.String("reason", f.Message))
@@ -55,6 +63,9 @@ func (r *Resizer) Handle(ctx context.Context, e *event.PhotoDownloaded) error {
 	if err != nil {
 		return fmt.Errorf("render photo %s: %w", e.PhotoID, err)
 	}
+	// The original's details travel along, so the photo is whole when it
+	// completes even if the recorder sees PhotoDownloaded later.
+	out.OriginalKey, out.ContentType, out.Bytes = e.OriginalKey, e.ContentType, e.Bytes
 	r.log.InfoContext(ctx, "renditions stored", slog.Int("renditions", len(out.Renditions)))
 	return r.events.Publish(ctx, out)
 }
@@ -79,14 +90,29 @@ func (r *Resizer) render(ctx context.Context, e *event.PhotoDownloaded) (*event.
 	}
 	defer obj.Close()
 	var head [imagetype.SniffLen]byte
-	n, _ := obj.Read(head[:])
-	if _, err := obj.Seek(0, 0); err != nil {
+	n, err := io.ReadFull(obj, head[:])
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, fmt.Errorf("read original: %w", err)
+	}
+	if _, err := obj.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("rewind original: %w", err)
 	}
-	switch imagetype.Detect(head[:n]) {
-	case imagetype.JPEG, imagetype.PNG, imagetype.GIF:
+	switch f := imagetype.Detect(head[:n]); f {
+	case imagetype.JPEG, imagetype.PNG, imagetype.GIF, imagetype.WebP, imagetype.BMP, imagetype.TIFF:
+		return r.renderImage(ctx, e, obj, presets)
+	case imagetype.PDF:
+		return r.renderPDF(ctx, e, obj, presets)
 	default:
-		return nil, event.Fail(event.CodeUnsupportedFormat, "%s originals cannot be rendered", e.ContentType)
+		return nil, event.Fail(event.CodeUnsupportedFormat, "the original is not an image or PDF (starts with %q)", printable(head[:n]))
+	}
+}
+
+// renderImage decodes an image within the pixel limit, and renders and
+// stores each preset, upright.
+func (r *Resizer) renderImage(ctx context.Context, e *event.PhotoDownloaded, obj io.ReadSeeker, presets []rendition.Preset) (*event.ThumbnailCreated, error) {
+	o, err := imagetype.ReadOrientation(obj)
+	if err != nil {
+		return nil, err
 	}
 	img, err := imaging.Decode(obj, r.limits)
 	if err != nil {
@@ -97,29 +123,45 @@ func (r *Resizer) render(ctx context.Context, e *event.PhotoDownloaded) (*event.
 		Header: event.NewHeader(e.PhotoID, e.Attempt),
 		Width:  b.Dx(), Height: b.Dy(), Pages: 1,
 	}
+	if o.SwapsAxes() { // report the size as shown
+		out.Width, out.Height = out.Height, out.Width
+	}
 	for _, p := range presets {
-		rendition, err := r.store1(ctx, e.PhotoID, p, img)
+		rd, err := r.store1(ctx, e.PhotoID, p, imaging.RenderOriented(img, p, o), 0)
 		if err != nil {
 			return nil, err
 		}
-		out.Renditions = append(out.Renditions, rendition)
+		out.Renditions = append(out.Renditions, rd)
 	}
 	return out, nil
 }
 
-func (r *Resizer) store1(ctx context.Context, photoID string, p rendition.Preset, img image.Image) (event.Rendition, error) {
-	dst := imaging.Render(img, p)
+// store1 encodes the rendered image dst for preset p and stores it as page
+// (0 for an image without pages).
+func (r *Resizer) store1(ctx context.Context, photoID string, p rendition.Preset, dst image.Image, page int) (event.Rendition, error) {
 	data, err := imaging.Encode(dst, p)
 	if err != nil {
 		return event.Rendition{}, err
 	}
-	key := storage.RenditionKey(photoID, p.Name, 0, p.Extension())
+	key := storage.RenditionKey(photoID, p.Name, page, p.Extension())
 	n, err := r.store.Put(ctx, key, bytes.NewReader(data))
 	if err != nil {
 		return event.Rendition{}, fmt.Errorf("store rendition: %w", err)
 	}
 	db := dst.Bounds()
 	return event.Rendition{
-		Name: p.Name, Key: key, Width: db.Dx(), Height: db.Dy(), Format: p.Format, Bytes: n,
+		Name: p.Name, Page: page, Key: key, Width: db.Dx(), Height: db.Dy(), Format: p.Format, Bytes: n,
 	}, nil
+}
+
+func printable(b []byte) string {
+	out := make([]rune, 0, len(b))
+	for _, c := range b {
+		if c >= 0x20 && c < 0x7f {
+			out = append(out, rune(c))
+		} else {
+			out = append(out, '.')
+		}
+	}
+	return string(out)
 }

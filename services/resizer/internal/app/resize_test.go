@@ -94,7 +94,8 @@ func newFixture(tb testing.TB, limits imaging.Limits) *fixture {
 	tb.Cleanup(func() { _ = store.Close() })
 	pub := &fakePublisher{}
 	log := slog.New(slog.DiscardHandler)
-	return &fixture{dir: dir, store: store, pub: pub, r: New(store, pub, log, rendition.DefaultPresets(), limits)}
+	r := New(store, pub, log, rendition.DefaultPresets(), limits).WithPDF(testPDFOptions(tb))
+	return &fixture{dir: dir, store: store, pub: pub, r: r}
 }
 
 // put stores data as the original of photoID and returns the event that
@@ -364,17 +365,13 @@ func TestHandleFailures(t *testing.T) {
 			name: "empty file", data: func(testing.TB) []byte { return nil }, code: event.CodeUnsupportedFormat,
 		},
 		{
-			name: "minimal pdf", data: func(testing.TB) []byte { return []byte("%PDF-1.7\n1 0 obj\n<<>>\nendobj\n%%EOF\n") },
-			code: event.CodeUnsupportedFormat,
+			name: "pdf without a catalog", data: func(testing.TB) []byte { return []byte("%PDF-1.7\n1 0 obj\n<<>>\nendobj\n%%EOF\n") },
+			code: event.CodeDecodeError,
 		},
 		{
-			name: "raft pdf", data: func(tb testing.TB) []byte { return raft(tb, "Backend_Test_Raft.pdf") },
-			code: event.CodeUnsupportedFormat,
-		},
-		{
-			name: "webp is recognised but not rendered",
+			name: "truncated webp",
 			data: func(testing.TB) []byte { return []byte("RIFF\x00\x00\x00\x00WEBPVP8 \x00\x00\x00\x00") },
-			code: event.CodeUnsupportedFormat,
+			code: event.CodeDecodeError,
 		},
 		{name: "missing original", code: event.CodeDecodeError},
 		{

@@ -3,6 +3,7 @@ package config
 import (
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -38,6 +39,37 @@ func TestLoad(t *testing.T) {
 				require.Equal(t, int64(1000), c.MaxPixels)
 				require.Equal(t, 1200, c.Presets["banner"].Width)
 			},
+		},
+		{
+			name: "pdf defaults",
+			check: func(t *testing.T, c Config) {
+				require.Equal(t, 200, c.PDFDPI)
+				require.Equal(t, 200, c.PDFMaxPages)
+				require.Equal(t, 2*time.Minute, c.PDFTimeout)
+				require.Equal(t, int64(1<<30), c.PDFMemoryLimit)
+				require.Empty(t, c.PDFCacheDir)
+			},
+		},
+		{
+			name: "pdf settings",
+			env: map[string]string{
+				"PDF_DPI": "300", "PDF_MAX_PAGES": "12", "PDF_TIMEOUT": "30s", "PDF_MEMORY_LIMIT": "256MiB",
+				"PDF_CACHE_DIR": "/cache",
+			},
+			check: func(t *testing.T, c Config) {
+				require.Equal(t, 300, c.PDFDPI)
+				require.Equal(t, 12, c.PDFMaxPages)
+				require.Equal(t, 30*time.Second, c.PDFTimeout)
+				require.Equal(t, int64(256<<20), c.PDFMemoryLimit)
+				require.Equal(t, "/cache", c.PDFCacheDir)
+			},
+		},
+		{
+			name: "invalid pdf settings",
+			env: map[string]string{
+				"PDF_DPI": "5000", "PDF_MAX_PAGES": "0", "PDF_TIMEOUT": "-1s", "PDF_MEMORY_LIMIT": "1MiB",
+			},
+			wantErr: []string{"PDF_DPI", "PDF_MAX_PAGES", "PDF_TIMEOUT", "PDF_MEMORY_LIMIT"},
 		},
 		{name: "bad rendition", env: map[string]string{"RENDITIONS": "x=fit:0x0:gif"}, wantErr: []string{"RENDITIONS"}},
 		{name: "bad number", env: map[string]string{"MAX_PIXELS": "lots"}, wantErr: []string{"MAX_PIXELS"}},

@@ -1,3 +1,5 @@
+// Package imaging decodes images within limits, turns them upright (EXIF
+// orientation), scales them to renditions and encodes them.
 package imaging
 
 import (
@@ -13,6 +15,9 @@ import (
 	"io"
 
 	"github.com/nfnt/resize"
+	_ "golang.org/x/image/bmp"  // decoder registration
+	_ "golang.org/x/image/tiff" // decoder registration
+	_ "golang.org/x/image/webp" // decoder registration
 
 	"github.com/photopipe/photopipe/shared/event"
 	"github.com/photopipe/photopipe/shared/rendition"
@@ -24,7 +29,9 @@ type Limits struct {
 }
 
 // Decode reads the image header, refuses images over the pixel limit before
-// allocating them, then decodes. Its errors are event Failures.
+// allocating them, then decodes. JPEG (baseline, progressive, CMYK,
+// grayscale), PNG, GIF (the first frame), WebP, BMP and TIFF are read. Its
+// errors are event Failures.
 func Decode(r io.ReadSeeker, lim Limits) (image.Image, error) {
 	cfg, format, err := image.DecodeConfig(r)
 	if errors.Is(err, image.ErrFormat) {
