@@ -5,7 +5,7 @@ GO       ?= go
 BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w"
 MODULES   = $(shell $(GO) list -m -f '{{.Dir}}')
 
-.PHONY: all build run deps db-schema test test-short bench fmt lint vet up down clean
+.PHONY: all build run deps db-schema test test-short fuzz bench fmt lint vet up down clean
 
 all: build
 
@@ -28,6 +28,19 @@ run: deps build
 # Every test of every module, against the real PostgreSQL and RabbitMQ.
 test: deps
 	@set -e; for m in $(MODULES); do echo "== $${m#$(CURDIR)/}"; (cd $$m && $(GO) test -race -count=1 -timeout 20m ./...); done
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+
+# Fuzz targets (package:function): hostile request bodies, file sniffing and
+# decoding, storage keys. Each runs for FUZZTIME; what it finds that fails is
+# kept in the package's testdata/fuzz and replayed by every go test.
+FUZZ_TARGETS := ./shared/storage:FuzzCleanKey ./shared/storage:FuzzLocalKeys ./shared/imagetype:FuzzDetect \
+	./services/resizer/internal/imaging:FuzzDecode \
+	./services/ingest-api/internal/ginhttp:FuzzCreatePhotos ./services/ingest-api/internal/ginhttp:FuzzProcessPhotos
+FUZZTIME ?= 5s
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t#*:}; echo "== fuzz $$fn ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; done
 
 # Unit tests only (no servers needed).
 test-short:

@@ -10,6 +10,11 @@ export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/photopipe
 export STORAGE_DIR=${STORAGE_DIR:-$PWD/var/storage}
 export LOG_FORMAT=${LOG_FORMAT:-text}
 export HTTP_ADDR=${HTTP_ADDR:-:8080}
+# Local use: no API keys unless you give some (README "Security"); ingest-api
+# warns at start. With API_KEYS/ADMIN_API_KEYS set, keys are required.
+if [ -z "${API_KEYS:-}${ADMIN_API_KEYS:-}" ]; then
+  export AUTH_DISABLED=${AUTH_DISABLED:-true}
+fi
 mkdir -p "$STORAGE_DIR"
 
 pids=()

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -44,7 +45,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	store, err := storage.NewLocal(cfg.StorageDir)
+	store, err := storage.Open(ctx, cfg.Storage)
 	if err != nil {
 		return err
 	}
@@ -52,11 +53,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	client := fetch.New(fetch.Config{
 		MaxBytes: cfg.MaxBytes, ConnectTimeout: cfg.ConnectTimeout, HeaderTimeout: cfg.HeaderTimeout,
 		Timeout: cfg.Timeout, MaxRedirects: cfg.MaxRedirects, UserAgent: cfg.UserAgent,
+		AllowedNetworks: cfg.AllowedNetworks,
 	})
+	for _, n := range cfg.AllowedNetworks {
+		log.WarnContext(ctx, "downloads allowed from a private network", slog.String("network", n.String()))
+	}
 	return worker.Run(ctx, worker.Options{
 		Service: bus.Downloader, Bus: cfg.Bus, Workers: cfg.Workers, HealthAddr: cfg.HealthAddr, Log: log,
 		Handlers: func(events *cqrs.EventBus) ([]cqrs.EventHandler, error) {
 			d := app.New(client, store, events, log, cfg.Retries, cfg.RetryDelay)
+			d.DeadLetterSourceFailures = cfg.DeadLetterSourceFailures
 			return []cqrs.EventHandler{cqrs.NewEventHandler(app.HandlerName, d.Handle)}, nil
 		},
 	})

@@ -4,20 +4,24 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
+	"github.com/photopipe/photopipe/services/downloader/internal/fetch"
 	"github.com/photopipe/photopipe/shared/bus"
 	"github.com/photopipe/photopipe/shared/envconfig"
 	"github.com/photopipe/photopipe/shared/logging"
+	"github.com/photopipe/photopipe/shared/storage"
 )
 
 // Config is every setting of the downloader.
 type Config struct {
 	Bus        bus.Config
 	Log        logging.Config
-	StorageDir string // STORAGE_DIR
-	HealthAddr string // HEALTH_ADDR; empty serves no health endpoints
-	Workers    int    // WORKERS: downloads in flight per replica
+	Storage    storage.Config // STORAGE_BACKEND, STORAGE_DIR, S3_* (shared/storage)
+	StorageDir string         // STORAGE_DIR (also in Storage.Dir; kept for existing callers)
+	HealthAddr string         // HEALTH_ADDR; empty serves no health endpoints
+	Workers    int            // WORKERS: downloads in flight per replica
 
 	MaxBytes       int64         // DOWNLOAD_MAX_BYTES
 	ConnectTimeout time.Duration // DOWNLOAD_CONNECT_TIMEOUT
@@ -27,26 +31,41 @@ type Config struct {
 	Retries        int           // DOWNLOAD_RETRIES: extra tries on 5xx, timeouts, resets
 	RetryDelay     time.Duration // DOWNLOAD_RETRY_DELAY: first backoff, doubled each try
 	UserAgent      string        // DOWNLOAD_USER_AGENT
+	// AllowedNetworks are private or reserved ranges sources may be on
+	// (DOWNLOAD_ALLOWED_NETWORKS, CIDRs or addresses); every other address
+	// outside the public internet is refused with blocked_address.
+	AllowedNetworks []netip.Prefix
+	// DeadLetterSourceFailures sends a photo whose source still fails after
+	// the retries (5xx, timeouts) to the dead-letter queue, to be replayed
+	// once the source is back, instead of failing it (DOWNLOAD_DEAD_LETTER_SOURCE_FAILURES).
+	DeadLetterSourceFailures bool
 }
 
 // Load reads the configuration through getenv and validates it.
 func Load(getenv func(string) string) (Config, error) {
 	r := envconfig.New(getenv)
 	c := Config{
-		Bus:            bus.LoadConfig(r, 32),
-		Log:            logging.Config{Format: r.String("LOG_FORMAT", "json"), Level: r.String("LOG_LEVEL", "info")},
-		StorageDir:     r.String("STORAGE_DIR", "./var/storage"),
-		HealthAddr:     r.String("HEALTH_ADDR", ""),
-		Workers:        r.Int("WORKERS", 16),
-		MaxBytes:       r.Bytes("DOWNLOAD_MAX_BYTES", 50<<20),
-		ConnectTimeout: r.Duration("DOWNLOAD_CONNECT_TIMEOUT", 5*time.Second),
-		HeaderTimeout:  r.Duration("DOWNLOAD_HEADER_TIMEOUT", 10*time.Second),
-		Timeout:        r.Duration("DOWNLOAD_TIMEOUT", 60*time.Second),
-		MaxRedirects:   r.Int("DOWNLOAD_MAX_REDIRECTS", 5),
-		Retries:        r.Int("DOWNLOAD_RETRIES", 2),
-		RetryDelay:     r.Duration("DOWNLOAD_RETRY_DELAY", 500*time.Millisecond),
-		UserAgent:      r.String("DOWNLOAD_USER_AGENT", "photopipe-downloader/1"),
+		Bus:                      bus.LoadConfig(r, 32),
+		Log:                      logging.Config{Format: r.String("LOG_FORMAT", "json"), Level: r.String("LOG_LEVEL", "info")},
+		StorageDir:               r.String("STORAGE_DIR", "./var/storage"),
+		Storage:                  storage.LoadConfig(r),
+		HealthAddr:               r.String("HEALTH_ADDR", ""),
+		Workers:                  r.Int("WORKERS", 16),
+		MaxBytes:                 r.Bytes("DOWNLOAD_MAX_BYTES", 50<<20),
+		ConnectTimeout:           r.Duration("DOWNLOAD_CONNECT_TIMEOUT", 5*time.Second),
+		HeaderTimeout:            r.Duration("DOWNLOAD_HEADER_TIMEOUT", 10*time.Second),
+		Timeout:                  r.Duration("DOWNLOAD_TIMEOUT", 60*time.Second),
+		MaxRedirects:             r.Int("DOWNLOAD_MAX_REDIRECTS", 5),
+		Retries:                  r.Int("DOWNLOAD_RETRIES", 2),
+		RetryDelay:               r.Duration("DOWNLOAD_RETRY_DELAY", 500*time.Millisecond),
+		UserAgent:                r.String("DOWNLOAD_USER_AGENT", "photopipe-downloader/1"),
+		DeadLetterSourceFailures: r.Bool("DOWNLOAD_DEAD_LETTER_SOURCE_FAILURES", false),
 	}
+	nets, err := fetch.ParseNetworks(r.List("DOWNLOAD_ALLOWED_NETWORKS", nil))
+	if err != nil {
+		r.Fail("DOWNLOAD_ALLOWED_NETWORKS", "%v", err)
+	}
+	c.AllowedNetworks = nets
 	// Malformed values fall back to their defaults, so Validate adds only the
 	// other problems: together they are every problem at once.
 	return c, errors.Join(r.Err(), c.Validate())
@@ -54,7 +73,7 @@ func Load(getenv func(string) string) (Config, error) {
 
 // Validate reports every setting that cannot work.
 func (c Config) Validate() error {
-	errs := []error{c.Bus.Validate()}
+	errs := []error{c.Bus.Validate(), c.Storage.Validate()}
 	if c.Workers < 1 {
 		errs = append(errs, errors.New("WORKERS: must be at least 1"))
 	}

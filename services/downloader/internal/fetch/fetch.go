@@ -1,4 +1,5 @@
-// Package fetch downloads sources over HTTP with bounded time and size and
+// Package fetch downloads sources over HTTP with bounded time and size,
+// refuses to connect to private and reserved addresses (SSRF), and
 // classifies what goes wrong as event failures.
 package fetch
 
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"time"
 
@@ -23,18 +25,28 @@ type Config struct {
 	Timeout        time.Duration
 	MaxRedirects   int
 	UserAgent      string
+	// AllowedNetworks are ranges sources may be fetched from although they
+	// are private or reserved (loopback in tests, an intranet image server).
+	// Everything else outside the public internet is refused.
+	AllowedNetworks []netip.Prefix
 }
 
 // Client fetches URLs.
 type Client struct {
-	http *http.Client
-	cfg  Config
+	http   *http.Client
+	dialer *net.Dialer
+	cfg    Config
 }
 
 // New returns a Client bounded by cfg.
 func New(cfg Config) *Client {
-	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
+	policy := addressPolicy{allowed: cfg.AllowedNetworks}
+	// The address check runs in Control, after DNS and before connect, on
+	// every address dialled: redirects and DNS rebinding cannot pass it.
+	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second, Control: policy.control}
 	transport := &http.Transport{
+		// Never a proxy from the environment (HTTP_PROXY): the proxy would
+		// dial the source, where the address check cannot see.
 		Proxy:                  nil,
 		DialContext:            dialer.DialContext,
 		TLSHandshakeTimeout:    cfg.ConnectTimeout,
@@ -43,7 +55,7 @@ func New(cfg Config) *Client {
 		IdleConnTimeout:        90 * time.Second,
 		MaxResponseHeaderBytes: 64 << 10,
 	}
-	return &Client{cfg: cfg, http: &http.Client{
+	return &Client{cfg: cfg, dialer: dialer, http: &http.Client{
 		Transport: transport,
 		Timeout:   cfg.Timeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
@@ -60,7 +72,8 @@ func New(cfg Config) *Client {
 
 // Fetch starts downloading rawURL and returns its body, which yields at most
 // MaxBytes and then fails with a too_large Failure. Errors are Failures:
-// retryable for 5xx, 429, timeouts and network errors, permanent otherwise.
+// retryable for 5xx, 429, timeouts and network errors, permanent otherwise
+// (blocked_address for a source, or a redirect, on a refused address).
 func (c *Client) Fetch(ctx context.Context, rawURL string) (io.ReadCloser, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -93,6 +106,10 @@ func (c *Client) Fetch(ctx context.Context, rawURL string) (io.ReadCloser, error
 func classify(ctx context.Context, err error) error {
 	if f, ok := event.AsFailure(err); ok {
 		return f
+	}
+	var blocked *BlockedError
+	if errors.As(err, &blocked) {
+		return &event.Failure{Code: event.CodeBlockedAddress, Message: "the source " + blocked.Error()}
 	}
 	if ctx.Err() != nil {
 		return ctx.Err() // the service is stopping: not the photo's fault

@@ -33,11 +33,14 @@ func newClient(tb testing.TB, opts ...func(*Config)) *Client {
 		Timeout:        time.Second,
 		MaxRedirects:   2,
 		UserAgent:      "photopipe-test/1",
+		// The test servers listen on loopback, which is refused by default.
+		AllowedNetworks: loopback,
 	}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	c := New(cfg)
+	guardLoopback(tb, c)
 	tb.Cleanup(c.http.CloseIdleConnections)
 	return c
 }

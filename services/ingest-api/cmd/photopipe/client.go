@@ -13,6 +13,7 @@ import (
 // apiClient calls ingest-api.
 type apiClient struct {
 	base string
+	key  string // sent as a bearer token when set
 	http *http.Client
 }
 
@@ -32,6 +33,9 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out any) 
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("reach %s: %w", c.base, err)

@@ -5,7 +5,8 @@
 //	photopipe [--api URL] dlq replay SERVICE (--all | --id MESSAGE_ID... | --photo PHOTO_ID...)
 //	photopipe [--api URL] dlq discard SERVICE (--all | --id MESSAGE_ID... | --photo PHOTO_ID...)
 //
-// The API defaults to $PHOTOPIPE_API or http://127.0.0.1:8080.
+// The API defaults to $PHOTOPIPE_API or http://127.0.0.1:8080; an admin key
+// in $PHOTOPIPE_API_KEY is sent as a bearer token.
 package main
 
 import (
@@ -31,7 +32,8 @@ const usage = `usage:
   photopipe [--api URL] dlq list [SERVICE]
   photopipe [--api URL] dlq replay SERVICE (--all | --id MESSAGE_ID... | --photo PHOTO_ID...)
   photopipe [--api URL] dlq discard SERVICE (--all | --id MESSAGE_ID... | --photo PHOTO_ID...)
-services: downloader, resizer, recorder; the API defaults to $PHOTOPIPE_API or http://127.0.0.1:8080`
+services: downloader, resizer, recorder; the API defaults to $PHOTOPIPE_API or http://127.0.0.1:8080;
+an admin key (ADMIN_API_KEYS) is read from $PHOTOPIPE_API_KEY`
 
 // usageError is a command line that cannot be understood.
 type usageError struct{ msg string }
@@ -49,7 +51,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		}
 		api, args = args[1], args[2:]
 	}
-	c := &apiClient{base: api, http: client}
+	c := &apiClient{base: api, key: getenv("PHOTOPIPE_API_KEY"), http: client}
 	if len(args) == 0 {
 		return usageError{"no command"}
 	}
