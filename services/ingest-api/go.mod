@@ -32,5 +32,6 @@ require (
 	golang.org/x/net v0.51.0 // indirect
 	golang.org/x/sys v0.41.0 // indirect
 	golang.org/x/text v0.34.0 // indirect
+	golang.org/x/time v0.15.0
 	google.golang.org/protobuf v1.36.10 // indirect
 )

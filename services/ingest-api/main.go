@@ -26,13 +26,14 @@ import (
 	"github.com/photopipe/photopipe/services/ingest-api/internal/app"
 	"github.com/photopipe/photopipe/services/ingest-api/internal/config"
 	"github.com/photopipe/photopipe/services/ingest-api/internal/ginhttp"
-	"github.com/photopipe/photopipe/services/ingest-api/internal/outbox"
 	"github.com/photopipe/photopipe/services/ingest-api/internal/postgres"
+	"github.com/photopipe/photopipe/services/ingest-api/internal/storemaster"
 	"github.com/photopipe/photopipe/shared/bus"
 	"github.com/photopipe/photopipe/shared/database"
 	"github.com/photopipe/photopipe/shared/deadletter"
 	"github.com/photopipe/photopipe/shared/health"
 	"github.com/photopipe/photopipe/shared/logging"
+	"github.com/photopipe/photopipe/shared/outbox"
 	"github.com/photopipe/photopipe/shared/storage"
 )
 
@@ -63,6 +64,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	// Serving needs API keys or AUTH_DISABLED (checked before connecting to
+	// anything); migrating does not.
+	auth, err := ginhttp.NewAuth(ginhttp.AuthConfig{Keys: cfg.APIKeys, AdminKeys: cfg.AdminAPIKeys, Disabled: cfg.AuthDisabled})
+	if err != nil && (len(args) == 0 || args[0] != "migrate") {
+		return err
+	}
 	db, err := database.Open(ctx, cfg.DB)
 	if err != nil {
 		return err
@@ -75,7 +82,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		log.InfoContext(ctx, "migrations applied")
 		return nil
 	}
-	store, err := storage.NewLocal(cfg.StorageDir)
+	store, err := storage.Open(ctx, cfg.Storage)
 	if err != nil {
 		return err
 	}
@@ -90,8 +97,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer pub.Close()
-	relay := outbox.NewRelay(db, pub, log, cfg.OutboxBatch, cfg.Bus.PublishChannels, cfg.OutboxPollInterval)
-	svc := app.NewService(postgres.New(db, relay.Notify), store, cfg.Presets, app.Limits{
+	relay := outbox.NewRelay(db, log, cfg.OutboxBatch, cfg.Bus.PublishChannels, cfg.OutboxPollInterval)
+	repo := postgres.New(db, relay.Notify)
+	uploads := app.NewUploads(repo, store, cfg.Presets, cfg.MaxPhotosPerCall)
+	svc := app.NewService(repo, store, cfg.Presets, app.Limits{
 		MaxPhotos: cfg.MaxPhotosPerCall, MaxURLLength: cfg.MaxURLLength,
 		PageSize: cfg.PageSize, MaxPageSize: cfg.MaxPageSize,
 	})
@@ -102,14 +111,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		return nil
 	}}}
+	if auth.Disabled() {
+		log.WarnContext(ctx, "authentication is disabled: anyone who reaches the API may use it, admin endpoints included (AUTH_DISABLED=true, for local use only)")
+	}
+	limiter := ginhttp.NewRateLimiter(cfg.RateLimitRPS, cfg.RateLimitBurst, cfg.RateLimitClients)
 	gin.SetMode(gin.ReleaseMode)
 	engine := gin.New()
 	engine.Use(gin.Recovery())
+	// Only these proxies' X-Forwarded-For is believed (none by default), so
+	// a client cannot pick the address it is rate-limited as.
+	if err := engine.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
+	}
 	ready := health.ReadyHandler(checks...)
-	ginhttp.NewHandler(svc, log, cfg.MaxBodyBytes).Routes(engine,
+	ginhttp.NewHandler(svc, log, cfg.MaxBodyBytes).WithUploads(uploads, cfg.MaxUploadBytes).WithAuth(auth, limiter).Routes(engine,
 		func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) },
 		gin.WrapH(ready))
 	ginhttp.NewAdminHandler(deadletter.New(cfg.Bus), log).Routes(engine)
+	var stores app.StoreMaster
+	if cfg.StoreMasterCSV != "" {
+		s, err := storemaster.Load(cfg.StoreMasterCSV)
+		if err != nil {
+			return fmt.Errorf("STORE_MASTER_CSV: %w", err)
+		}
+		log.InfoContext(ctx, "store master loaded", slog.Int("stores", s.Len()))
+		stores = s
+	}
+	ginhttp.NewJobsHandler(app.NewJobs(repo, stores, svc, cfg.MaxPhotosPerJob), log, cfg.MaxBodyBytes).Routes(engine)
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -138,7 +166,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
-	g.Go(func() error { return relay.Run(gctx) })
+	g.Go(func() error { return relay.Run(gctx, pub) })
 	g.Go(func() error { return health.Serve(gctx, cfg.HealthAddr, checks, nil) })
 	log.InfoContext(ctx, "service started", slog.String("addr", ln.Addr().String()))
 	err = g.Wait()

@@ -61,6 +61,9 @@ func startAPI(tb testing.TB, overrides map[string]string) *harness {
 		"AMQP_CONNECT_TIMEOUT":   "15s",
 		"DB_CONNECT_TIMEOUT":     "15s",
 		"SHUTDOWN_TIMEOUT":       "5s",
+		// No keys and no rate limit, except in tests of those (security_test.go).
+		"AUTH_DISABLED":  "true",
+		"RATE_LIMIT_RPS": "0",
 	}
 	for k, v := range overrides {
 		env[k] = v

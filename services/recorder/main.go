@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/components/cqrs"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/photopipe/photopipe/shared/database"
 	"github.com/photopipe/photopipe/shared/health"
 	"github.com/photopipe/photopipe/shared/logging"
+	"github.com/photopipe/photopipe/shared/outbox"
 	"github.com/photopipe/photopipe/shared/worker"
 )
 
@@ -48,10 +50,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer database.Close(db)
-	rec := app.New(postgres.New(db), log)
+	relay := outbox.NewRelay(db, log, 200, cfg.Bus.PublishChannels, time.Second)
+	rec := app.New(postgres.New(db, relay.Notify), log)
 	return worker.Run(ctx, worker.Options{
 		Service: bus.Recorder, Bus: cfg.Bus, Workers: cfg.Workers, HealthAddr: cfg.HealthAddr, Log: log,
-		Checks: []health.Check{database.Check(db)},
+		Checks:     []health.Check{database.Check(db)},
+		Background: relay.Run,
 		Handlers: func(*cqrs.EventBus) ([]cqrs.EventHandler, error) {
 			return []cqrs.EventHandler{
 				cqrs.NewEventHandler(app.RequestedHandler, rec.Requested),

@@ -55,6 +55,12 @@ type Photo struct {
 	DeadLetterReason  *string    `gorm:"column:dead_letter_reason"`
 	DeadLetteredAt    *time.Time `gorm:"column:dead_lettered_at"`
 
+	// Batch jobs: the job and group (a store) the photo belongs to, and its
+	// place in the group, which is processed in that order.
+	JobUUID  *string `gorm:"column:job_uuid;type:uuid"`
+	GroupKey *string `gorm:"column:group_key"`
+	GroupSeq *int    `gorm:"column:group_seq"`
+
 	Thumbnails []Thumbnail `gorm:"foreignKey:PhotoUUID;references:UUID"`
 }
 

@@ -87,6 +87,10 @@ type ThumbnailCreated struct {
 	Height     int         `json:"height"`
 	Pages      int         `json:"pages"`
 	Renditions []Rendition `json:"renditions"`
+	// The original, as in PhotoDownloaded (which may reach the recorder later).
+	OriginalKey string `json:"original_key,omitempty"`
+	ContentType string `json:"content_type,omitempty"`
+	Bytes       int64  `json:"bytes,omitempty"`
 }
 
 // Stages at which a photo can fail.
@@ -107,6 +111,7 @@ const (
 	CodePixelLimit         = "pixel_limit"
 	CodeBlockedAddress     = "blocked_address"
 	CodeUnknownRendition   = "unknown_rendition"
+	CodePageLimit          = "page_limit" // a PDF with more pages than the resizer's PDF_MAX_PAGES
 )
 
 // PhotoFailed says processing of the photo stopped for good at Stage.

@@ -1,4 +1,4 @@
-// Package outbox is ingest-api's transactional outbox: events are written
+// Package outbox is the transactional outbox: events are written
 // to the outbox table in the transaction that creates or changes the
 // photos they are about, and a Relay publishes them once committed. A
 // request that was accepted is therefore never lost, even while the broker
@@ -51,7 +51,6 @@ func Add(tx *gorm.DB, correlationID string, events ...event.Event) error {
 // with FOR UPDATE SKIP LOCKED.
 type Relay struct {
 	db       *gorm.DB
-	pub      message.Publisher
 	log      *slog.Logger
 	batch    int
 	parallel int
@@ -61,8 +60,8 @@ type Relay struct {
 
 // NewRelay returns a Relay publishing up to batch rows per round, parallel
 // at a time, looking every interval when not woken by Notify.
-func NewRelay(db *gorm.DB, pub message.Publisher, log *slog.Logger, batch, parallel int, interval time.Duration) *Relay {
-	return &Relay{db: db, pub: pub, log: log, batch: batch, parallel: max(parallel, 1), interval: interval, wake: make(chan struct{}, 1)}
+func NewRelay(db *gorm.DB, log *slog.Logger, batch, parallel int, interval time.Duration) *Relay {
+	return &Relay{db: db, log: log, batch: batch, parallel: max(parallel, 1), interval: interval, wake: make(chan struct{}, 1)}
 }
 
 // Notify tells the relay that new rows were committed.
@@ -75,10 +74,10 @@ func (r *Relay) Notify() {
 
 // Run publishes until ctx ends. Failures (the broker is down) are logged
 // and retried with backoff; the rows stay in the table meanwhile.
-func (r *Relay) Run(ctx context.Context) error {
+func (r *Relay) Run(ctx context.Context, pub message.Publisher) error {
 	backoff := r.interval / 4
 	for {
-		n, err := r.Flush(ctx)
+		n, err := r.Flush(ctx, pub)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -103,7 +102,7 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 // Flush publishes one batch and returns how many rows it published.
-func (r *Relay) Flush(ctx context.Context) (int, error) {
+func (r *Relay) Flush(ctx context.Context, pub message.Publisher) (int, error) {
 	published := 0
 	var pubErr error
 	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -126,7 +125,7 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 					msg.Metadata.Set(k, v)
 				}
 				msg.SetContext(gctx)
-				if err := r.pub.Publish(row.Topic, msg); err != nil {
+				if err := pub.Publish(row.Topic, msg); err != nil {
 					return fmt.Errorf("publish %s: %w", row.Topic, err)
 				}
 				done[i] = true

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/components/cqrs"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/photopipe/photopipe/shared/bus"
@@ -31,6 +32,9 @@ type Options struct {
 	Handlers func(events *cqrs.EventBus) ([]cqrs.EventHandler, error)
 	// HealthBound, when set, receives the health server's address.
 	HealthBound chan<- string
+	// Background, when set, runs beside the router with the publisher
+	// (the recorder's outbox relay) until ctx ends.
+	Background func(ctx context.Context, pub message.Publisher) error
 }
 
 // Run runs the service until ctx ends, then stops taking messages, lets
@@ -89,6 +93,9 @@ func Run(ctx context.Context, o Options) error {
 		return nil
 	})
 	g.Go(func() error { return health.Serve(gctx, o.HealthAddr, checks, o.HealthBound) })
+	if o.Background != nil {
+		g.Go(func() error { return o.Background(gctx, pub) })
+	}
 	o.Log.InfoContext(ctx, "service started", slog.Int("workers", o.Workers), slog.Int("prefetch", o.Bus.Prefetch))
 	err = g.Wait()
 	o.Log.InfoContext(context.WithoutCancel(ctx), "service stopped")

@@ -175,7 +175,12 @@ func TestFaultInjection(t *testing.T) {
 		}
 		out, _ := testenv.RabbitMQCtl("list_queues", "-p", vhost, "name", "messages_ready", "messages_unacknowledged", "consumers")
 		t.Logf("queues:\n%s", out)
-		var all struct{ Queues []struct{ Service string; Reasons map[string]int } }
+		var all struct {
+			Queues []struct {
+				Service string
+				Reasons map[string]int
+			}
+		}
 		Call(t, http.MethodGet, api+"/admin/dead-letters", nil, &all)
 		for _, q := range all.Queues {
 			t.Logf("dead letters of %s: %v", q.Service, q.Reasons)

@@ -74,7 +74,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	for _, e := range list.Entries {
 		assert.Contains(t, ids, e.PhotoID)
 		assert.Equal(t, "PhotoDownloaded_resizer", e.Queue)
-		assert.Contains(t, e.Reason, "not a directory")
+		assert.Contains(t, e.Reason, "store rendition") // the storage refused the write (local or S3)
 		assert.NotEmpty(t, e.CorrelationID)
 		assert.NotEmpty(t, e.DeadLetteredAt)
 	}

@@ -26,6 +26,13 @@ type Handler struct {
 	svc          *app.Service
 	log          *slog.Logger
 	maxBodyBytes int64
+	// Uploads (upload.go): nil serves no upload routes.
+	uploads        *app.Uploads
+	maxUploadBytes int64
+	// API keys and rate limits (auth.go, ratelimit.go): nil lets every
+	// request in.
+	auth    *Auth
+	limiter *RateLimiter
 }
 
 // NewHandler returns a Handler over svc.
@@ -40,7 +47,7 @@ const CorrelationHeader = "X-Correlation-ID"
 func (h *Handler) Routes(r *gin.Engine, healthz, readyz gin.HandlerFunc) {
 	// Without it gin never calls NoMethod and answers 404 instead of 405.
 	r.HandleMethodNotAllowed = true
-	r.Use(h.correlate, h.accessLog)
+	r.Use(h.correlate, h.accessLog, h.authenticate, h.rateLimit)
 	r.GET("/healthz", healthz)
 	r.GET("/readyz", readyz)
 	r.POST("/photos", h.createPhotos)
@@ -49,6 +56,7 @@ func (h *Handler) Routes(r *gin.Engine, healthz, readyz gin.HandlerFunc) {
 	r.GET("/photos/:uuid", h.getPhoto)
 	r.GET("/files/*key", h.serveFile)
 	r.HEAD("/files/*key", h.serveFile)
+	h.uploadRoutes(r)
 	r.NoRoute(func(c *gin.Context) {
 		c.JSON(http.StatusNotFound, errorBody{Code: "no_route", Error: fmt.Sprintf("no route %s %s", c.Request.Method, c.Request.URL.Path)})
 	})

@@ -12,9 +12,9 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/photopipe/photopipe/services/ingest-api/internal/app"
-	"github.com/photopipe/photopipe/services/ingest-api/internal/outbox"
 	"github.com/photopipe/photopipe/shared/database"
 	"github.com/photopipe/photopipe/shared/event"
+	"github.com/photopipe/photopipe/shared/outbox"
 )
 
 // Repository implements app.Repository.

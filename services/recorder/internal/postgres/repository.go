@@ -17,14 +17,16 @@ import (
 
 // Repository implements app.Repository.
 type Repository struct {
-	db *gorm.DB
+	db     *gorm.DB
+	notify func()
 }
 
 var _ app.Repository = (*Repository)(nil)
 
-// New returns a Repository over db.
-func New(db *gorm.DB) *Repository {
-	return &Repository{db: db}
+// New returns a Repository over db; notify is called after a transaction
+// that wrote outbox events (the next photo of a job's group) committed.
+func New(db *gorm.DB, notify func()) *Repository {
+	return &Repository{db: db, notify: notify}
 }
 
 // advances is true when an event of attempt @attempt that brings the photo
@@ -75,20 +77,28 @@ func (r *Repository) Complete(ctx context.Context, e *event.ThumbnailCreated) (b
 		res := tx.Exec(`UPDATE photos
 			SET status = 'completed', status_attempt = @attempt, updated_at = now(), completed_at = now(),
 			    width = @w, height = @h, pages = @pages,
+			    original_key = COALESCE(NULLIF(@key, ''), original_key),
+			    content_type = COALESCE(NULLIF(@ct, ''), content_type),
+			    bytes = COALESCE(NULLIF(@bytes, 0), bytes),
 			    failure_stage = NULL, failure_code = NULL, failure_message = NULL, failure_retryable = NULL,
 			    dead_letter_service = NULL, dead_letter_queue = NULL, dead_letter_reason = NULL, dead_lettered_at = NULL
 			WHERE uuid = @id AND `+advances,
 			map[string]any{
 				"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusCompleted.Rank(),
 				"w": e.Width, "h": e.Height, "pages": e.Pages,
+				"key": e.OriginalKey, "ct": e.ContentType, "bytes": e.Bytes,
 			})
 		if res.Error != nil {
 			return fmt.Errorf("complete photo: %w", res.Error)
 		}
-		if res.RowsAffected == 0 || len(e.Renditions) == 0 {
+		if res.RowsAffected == 0 {
 			return nil
 		}
 		applied = true
+		if len(e.Renditions) == 0 {
+			_, err := advanceJob(ctx, tx, e.PhotoID, false, "")
+			return err
+		}
 		rows := make([]database.Thumbnail, 0, len(e.Renditions))
 		for _, rd := range e.Renditions {
 			rows = append(rows, database.Thumbnail{
@@ -102,23 +112,37 @@ func (r *Repository) Complete(ctx context.Context, e *event.ThumbnailCreated) (b
 		}).Create(&rows).Error; err != nil {
 			return fmt.Errorf("write renditions: %w", err)
 		}
-		return nil
+		_, err := advanceJob(ctx, tx, e.PhotoID, false, "")
+		return err
 	})
+	if applied && err == nil {
+		r.notify()
+	}
 	return applied, err
 }
 
-// Fail marks the photo failed with the event's stage, code and message.
+// Fail marks the photo failed with the event's stage, code and message,
+// and fails its job group (skipping the group's remaining photos).
 func (r *Repository) Fail(ctx context.Context, e *event.PhotoFailed) (bool, error) {
-	res := r.db.WithContext(ctx).Exec(`UPDATE photos
-		SET status = 'failed', status_attempt = @attempt, updated_at = now(),
-		    failure_stage = @stage, failure_code = @code, failure_message = @msg, failure_retryable = @retryable,
-		    dead_letter_service = NULL, dead_letter_queue = NULL, dead_letter_reason = NULL, dead_lettered_at = NULL
-		WHERE uuid = @id AND `+advances,
-		map[string]any{
-			"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusFailed.Rank(),
-			"stage": e.Stage, "code": e.Code, "msg": e.Message, "retryable": e.Retryable,
-		})
-	return res.RowsAffected > 0, res.Error
+	applied := false
+	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Exec(`UPDATE photos
+			SET status = 'failed', status_attempt = @attempt, updated_at = now(),
+			    failure_stage = @stage, failure_code = @code, failure_message = @msg, failure_retryable = @retryable,
+			    dead_letter_service = NULL, dead_letter_queue = NULL, dead_letter_reason = NULL, dead_lettered_at = NULL
+			WHERE uuid = @id AND `+advances,
+			map[string]any{
+				"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusFailed.Rank(),
+				"stage": e.Stage, "code": e.Code, "msg": e.Message, "retryable": e.Retryable,
+			})
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error
+		}
+		applied = true
+		_, err := advanceJob(ctx, tx, e.PhotoID, true, e.Message)
+		return err
+	})
+	return applied, err
 }
 
 // MarkDeadLettered records that a message about the photo waits in a
