@@ -394,16 +394,7 @@ func (e *Env) Procs(name string) []*proc {
 // Call sends a JSON request and decodes a JSON answer into out (if not nil).
 func Call(tb testing.TB, method, url string, body any, out any) int {
 	tb.Helper()
-	var r io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		r = strings.NewReader(b)
-	default:
-		raw, err := json.Marshal(b)
-		require.NoError(tb, err)
-		r = bytes.NewReader(raw)
-	}
+	r := requestBody(tb, body)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, url, r)

@@ -22,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -61,16 +60,7 @@ func (k keyed) do(tb testing.TB, method, path, ctype string, body io.Reader) (in
 // the answer into out when it is not nil.
 func (k keyed) json(tb testing.TB, method, path string, body, out any) int {
 	tb.Helper()
-	var r io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		r = strings.NewReader(b)
-	default:
-		raw, err := json.Marshal(b)
-		require.NoError(tb, err)
-		r = bytes.NewReader(raw)
-	}
+	r := requestBody(tb, body)
 	status, _, raw := k.do(tb, method, path, "application/json", r)
 	if out != nil {
 		require.NoError(tb, json.Unmarshal(raw, out), "%s %s: %s", method, path, raw)
@@ -97,21 +87,9 @@ type hostilePhoto struct {
 // waitFinal polls the photos until each is completed or failed.
 func (k keyed) waitFinal(tb testing.TB, ids []string, timeout time.Duration) map[string]hostilePhoto {
 	tb.Helper()
-	out := map[string]hostilePhoto{}
-	require.EventuallyWithT(tb, func(c *assert.CollectT) {
-		for _, id := range ids {
-			if p, ok := out[id]; ok && (p.Status == "completed" || p.Status == "failed") {
-				continue
-			}
-			var p hostilePhoto
-			if !assert.Equal(c, http.StatusOK, k.json(tb, http.MethodGet, "/photos/"+id, nil, &p)) {
-				return
-			}
-			out[id] = p
-			assert.Contains(c, []string{"completed", "failed"}, p.Status, "photo %s (%s)", id, p.URL)
-		}
-	}, timeout, 200*time.Millisecond)
-	return out
+	return pollFinal(tb, func(id string, p *hostilePhoto) int {
+		return k.json(tb, http.MethodGet, "/photos/"+id, nil, p)
+	}, ids, timeout)
 }
 
 // rawHTTP sends request bytes as they are (no client-side cleaning of the

@@ -41,21 +41,9 @@ type photo struct {
 
 func waitFinal(t *testing.T, api string, ids []string, timeout time.Duration) map[string]photo {
 	t.Helper()
-	out := map[string]photo{}
-	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		for _, id := range ids {
-			if p, ok := out[id]; ok && (p.Status == "completed" || p.Status == "failed") {
-				continue
-			}
-			var p photo
-			if !assert.Equal(c, http.StatusOK, Call(t, http.MethodGet, api+"/photos/"+id, nil, &p)) {
-				return
-			}
-			out[id] = p
-			assert.Contains(c, []string{"completed", "failed"}, p.Status, "photo %s (%s)", id, p.URL)
-		}
-	}, timeout, 100*time.Millisecond)
-	return out
+	return pollFinal(t, func(id string, p *photo) int {
+		return Call(t, http.MethodGet, api+"/photos/"+id, nil, p)
+	}, ids, timeout)
 }
 
 // TestPipelineEndToEnd runs the four services as built binaries against

@@ -140,21 +140,9 @@ type errorJSON struct {
 // failed and returns them by uuid.
 func waitPhotos(tb testing.TB, api string, ids []string, timeout time.Duration) map[string]detailedPhoto {
 	tb.Helper()
-	out := map[string]detailedPhoto{}
-	require.EventuallyWithT(tb, func(c *assert.CollectT) {
-		for _, id := range ids {
-			if p, ok := out[id]; ok && (p.Status == "completed" || p.Status == "failed") {
-				continue
-			}
-			var p detailedPhoto
-			if !assert.Equal(c, http.StatusOK, Call(tb, http.MethodGet, api+"/photos/"+id, nil, &p)) {
-				return
-			}
-			out[id] = p
-			assert.Contains(c, []string{"completed", "failed"}, p.Status, "photo %s (%s)", id, p.Filename)
-		}
-	}, timeout, 100*time.Millisecond)
-	return out
+	return pollFinal(tb, func(id string, p *detailedPhoto) int {
+		return Call(tb, http.MethodGet, api+"/photos/"+id, nil, p)
+	}, ids, timeout)
 }
 
 // getFile fetches a stored file through GET /files and returns the answer
