@@ -15,6 +15,8 @@ export HTTP_ADDR=${HTTP_ADDR:-:8080}
 if [ -z "${API_KEYS:-}${ADMIN_API_KEYS:-}" ]; then
   export AUTH_DISABLED=${AUTH_DISABLED:-true}
 fi
+# Signs callbacks (README "Callbacks"); a development secret unless you give one.
+export CALLBACK_SECRET=${CALLBACK_SECRET:-photopipe-dev-callback-secret}
 mkdir -p "$STORAGE_DIR"
 
 pids=()

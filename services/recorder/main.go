@@ -6,16 +6,21 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/components/cqrs"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"golang.org/x/sync/errgroup"
+	"gorm.io/gorm"
 
 	"github.com/photopipe/photopipe/services/recorder/internal/app"
 	"github.com/photopipe/photopipe/services/recorder/internal/config"
 	"github.com/photopipe/photopipe/services/recorder/internal/postgres"
+	"github.com/photopipe/photopipe/services/recorder/internal/webhook"
 	"github.com/photopipe/photopipe/shared/bus"
 	"github.com/photopipe/photopipe/shared/database"
 	"github.com/photopipe/photopipe/shared/health"
@@ -51,11 +56,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer database.Close(db)
 	relay := outbox.NewRelay(db, log, 200, cfg.Bus.PublishChannels, time.Second)
-	rec := app.New(postgres.New(db, relay.Notify), log)
+	callbacks, err := newDispatcher(ctx, cfg.Callbacks, db, log)
+	if err != nil {
+		return err
+	}
+	rec := app.New(postgres.New(db, relay.Notify, callbacks.Notify), log)
 	return worker.Run(ctx, worker.Options{
 		Service: bus.Recorder, Bus: cfg.Bus, Workers: cfg.Workers, HealthAddr: cfg.HealthAddr, Log: log,
-		Checks:     []health.Check{database.Check(db)},
-		Background: relay.Run,
+		Checks: []health.Check{database.Check(db)},
+		// The outbox relay and the callback dispatcher run beside the router.
+		Background: func(ctx context.Context, pub message.Publisher) error {
+			g, gctx := errgroup.WithContext(ctx)
+			g.Go(func() error { return relay.Run(gctx, pub) })
+			g.Go(func() error { return callbacks.Run(gctx) })
+			return g.Wait()
+		},
 		Handlers: func(*cqrs.EventBus) ([]cqrs.EventHandler, error) {
 			return []cqrs.EventHandler{
 				cqrs.NewEventHandler(app.RequestedHandler, rec.Requested),
@@ -66,4 +81,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			}, nil
 		},
 	})
+}
+
+// newDispatcher wires callback delivery: the dispatcher over the
+// callbacks table and the signed HTTP sender.
+func newDispatcher(ctx context.Context, cfg config.Callbacks, db *gorm.DB, log *slog.Logger) (*app.Dispatcher, error) {
+	if cfg.Secret == "" {
+		log.WarnContext(ctx, "CALLBACK_SECRET is not set: callbacks will fail instead of being sent unsigned")
+	}
+	for _, n := range cfg.AllowedNetworks {
+		log.WarnContext(ctx, "callbacks allowed to a private network", slog.String("network", n.String()))
+	}
+	sender := webhook.New(webhook.Config{
+		Secret: []byte(cfg.Secret), Timeout: cfg.Timeout, UserAgent: cfg.UserAgent, AllowedNetworks: cfg.AllowedNetworks,
+	})
+	return app.NewDispatcher(postgres.NewCallbackStore(db), sender, app.DispatchConfig{
+		MaxAttempts: cfg.MaxAttempts, BackoffMin: cfg.BackoffMin, BackoffMax: cfg.BackoffMax,
+		Workers: cfg.Workers, PollInterval: cfg.PollInterval,
+		// A claim outlasts a try (the timeout) and its recording.
+		Lease: 2*cfg.Timeout + 30*time.Second,
+	}, log)
 }

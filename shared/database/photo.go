@@ -61,6 +61,9 @@ type Photo struct {
 	GroupKey *string `gorm:"column:group_key"`
 	GroupSeq *int    `gorm:"column:group_seq"`
 
+	// CallbackURL receives a signed POST when an attempt of the photo ends.
+	CallbackURL *string `gorm:"column:callback_url"`
+
 	Thumbnails []Thumbnail `gorm:"foreignKey:PhotoUUID;references:UUID"`
 }
 

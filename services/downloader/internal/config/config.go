@@ -7,10 +7,10 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/photopipe/photopipe/services/downloader/internal/fetch"
 	"github.com/photopipe/photopipe/shared/bus"
 	"github.com/photopipe/photopipe/shared/envconfig"
 	"github.com/photopipe/photopipe/shared/logging"
+	"github.com/photopipe/photopipe/shared/netguard"
 	"github.com/photopipe/photopipe/shared/storage"
 )
 
@@ -61,7 +61,7 @@ func Load(getenv func(string) string) (Config, error) {
 		UserAgent:                r.String("DOWNLOAD_USER_AGENT", "photopipe-downloader/1"),
 		DeadLetterSourceFailures: r.Bool("DOWNLOAD_DEAD_LETTER_SOURCE_FAILURES", false),
 	}
-	nets, err := fetch.ParseNetworks(r.List("DOWNLOAD_ALLOWED_NETWORKS", nil))
+	nets, err := netguard.ParseNetworks(r.List("DOWNLOAD_ALLOWED_NETWORKS", nil))
 	if err != nil {
 		r.Fail("DOWNLOAD_ALLOWED_NETWORKS", "%v", err)
 	}

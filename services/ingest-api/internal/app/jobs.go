@@ -59,6 +59,7 @@ type Job struct {
 	GroupsDone   int
 	FailedGroups []FailedGroup
 	Results      []JobResult
+	Callback     *Callback
 }
 
 // StoreMaster says which group keys (store ids) exist; nil accepts all.
@@ -122,10 +123,8 @@ func (j *Jobs) Submit(ctx context.Context, job NewJob, correlationID string) (st
 		return "", invalid("unknown_rendition", "%v", err)
 	}
 	job.Renditions = names
-	if job.CallbackURL != "" {
-		if err := j.photos.checkURL(job.CallbackURL); err != nil {
-			return "", invalid("invalid_callback_url", "callback_url: %v", err)
-		}
+	if err := j.photos.checkCallbackURL(job.CallbackURL); err != nil {
+		return "", err
 	}
 	unknown := map[string]bool{}
 	if j.stores != nil {

@@ -45,6 +45,30 @@ type Photo struct {
 	CompletedAt *time.Time
 	Thumbnails  []Thumbnail
 	DeadLetter  *DeadLetter
+	Callback    *Callback
+}
+
+// Callback statuses beyond those of a callbacks row (pending, delivered,
+// failed): waiting means the photo or job has not finished yet.
+const CallbackWaiting = "waiting"
+
+// Callback is where the callback of a photo's current attempt, or of a
+// job, stands: every try at delivering it so far.
+type Callback struct {
+	URL           string
+	Status        string
+	NextAttemptAt *time.Time // when pending: the next try
+	LastError     string
+	Attempts      []CallbackAttempt
+}
+
+// CallbackAttempt is one try at delivering a callback.
+type CallbackAttempt struct {
+	Attempt    int
+	At         time.Time
+	StatusCode int // 0: no response
+	Error      string
+	DurationMS int64
 }
 
 // DeadLetter says the photo's processing waits in a service's dead-letter
@@ -89,6 +113,9 @@ type Thumbnail struct {
 type NewPhoto struct {
 	URL        string
 	Renditions []string
+	// CallbackURL, when set, receives a signed POST when the photo's
+	// processing ends (each attempt).
+	CallbackURL string
 }
 
 // Outcome of a processing request for one photo.
@@ -145,9 +172,27 @@ func NewService(repo Repository, store storage.Store, presets rendition.Presets,
 	return &Service{repo: repo, store: store, presets: presets, limits: limits}
 }
 
+// Registration is a request to register photos by URL.
+type Registration struct {
+	URLs       []string
+	Renditions []string
+	// Process requests processing at once.
+	Process bool
+	// CallbackURL, when set, is called when each photo's processing ends.
+	CallbackURL string
+}
+
 // Register creates one photo per URL, all with the same renditions, and
 // requests their processing at once when process is set.
 func (s *Service) Register(ctx context.Context, urls []string, renditions []string, process bool, correlationID string) ([]Photo, error) {
+	return s.RegisterPhotos(ctx, Registration{URLs: urls, Renditions: renditions, Process: process}, correlationID)
+}
+
+// RegisterPhotos creates one photo per URL of reg, all with the same
+// renditions and callback URL, and requests their processing at once when
+// reg.Process is set.
+func (s *Service) RegisterPhotos(ctx context.Context, reg Registration, correlationID string) ([]Photo, error) {
+	urls, renditions, process := reg.URLs, reg.Renditions, reg.Process
 	if len(urls) == 0 {
 		return nil, invalid("empty_list", "no photo URLs given")
 	}
@@ -158,12 +203,15 @@ func (s *Service) Register(ctx context.Context, urls []string, renditions []stri
 	if err != nil {
 		return nil, invalid("unknown_rendition", "%v", err)
 	}
+	if err := s.checkCallbackURL(reg.CallbackURL); err != nil {
+		return nil, err
+	}
 	photos := make([]NewPhoto, 0, len(urls))
 	for i, raw := range urls {
 		if err := s.checkURL(raw); err != nil {
 			return nil, invalid("invalid_url", "urls[%d]: %v", i, err)
 		}
-		photos = append(photos, NewPhoto{URL: raw, Renditions: names})
+		photos = append(photos, NewPhoto{URL: raw, Renditions: names, CallbackURL: reg.CallbackURL})
 	}
 	return s.repo.Create(ctx, photos, process, correlationID)
 }
@@ -182,6 +230,20 @@ func (s *Service) checkURL(raw string) error {
 	// Hostname, not Host: "http://:8080/a.jpg" has a Host but no host name.
 	if u.Hostname() == "" {
 		return fmt.Errorf("%q has no host", raw)
+	}
+	return nil
+}
+
+// checkCallbackURL accepts "" (no callback) or an absolute http or https
+// URL with a host, at most MaxURLLength long. Whether its address may be
+// called is decided when it is called (the recorder's network guard, the
+// same rules as downloads).
+func (s *Service) checkCallbackURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	if err := s.checkURL(raw); err != nil {
+		return invalid("invalid_callback_url", "callback_url: %v", err)
 	}
 	return nil
 }

@@ -118,14 +118,16 @@ func decodeStrict(b []byte, v any) error {
 }
 
 type createRequest struct {
-	URL        string   `json:"url"`
-	URLs       []string `json:"urls"`
-	Process    bool     `json:"process"`
-	Renditions []string `json:"renditions"`
+	URL         string   `json:"url"`
+	URLs        []string `json:"urls"`
+	Process     bool     `json:"process"`
+	Renditions  []string `json:"renditions"`
+	CallbackURL string   `json:"callback_url"`
 }
 
 // createPhotos registers photos by URL: a bare array of URLs, {"url": ...}
-// or {"urls": [...]}, with optional "process" and "renditions".
+// or {"urls": [...]}, with optional "process", "renditions" and
+// "callback_url" (called when each photo's processing ends).
 func (h *Handler) createPhotos(c *gin.Context) {
 	body, bare, err := h.readJSON(c)
 	if err != nil {
@@ -152,7 +154,9 @@ func (h *Handler) createPhotos(c *gin.Context) {
 			return
 		}
 	}
-	photos, err := h.svc.Register(c.Request.Context(), req.URLs, req.Renditions, req.Process, bus.CorrelationID(c.Request.Context()))
+	photos, err := h.svc.RegisterPhotos(c.Request.Context(), app.Registration{
+		URLs: req.URLs, Renditions: req.Renditions, Process: req.Process, CallbackURL: req.CallbackURL,
+	}, bus.CorrelationID(c.Request.Context()))
 	if err != nil {
 		h.respondError(c, err)
 		return

@@ -80,6 +80,7 @@ type jobJSON struct {
 	Results      []jobResultJSON   `json:"results"`
 	Offset       int               `json:"offset"`
 	Limit        int               `json:"limit"`
+	Callback     *callbackJSON     `json:"callback,omitempty"`
 }
 
 type failedGroupJSON struct {
@@ -127,6 +128,7 @@ func (h *JobsHandler) get(c *gin.Context) {
 		},
 		Groups:       map[string]int{"total": j.GroupsTotal, "finished": j.GroupsDone, "failed": len(j.FailedGroups)},
 		FailedGroups: []failedGroupJSON{}, Results: []jobResultJSON{}, Offset: offset, Limit: limit,
+		Callback: toCallbackJSON(j.Callback),
 	}
 	for _, g := range j.FailedGroups {
 		out.FailedGroups = append(out.FailedGroups, failedGroupJSON{Key: g.Key, Error: g.Error, PhotoID: g.PhotoID})
@@ -159,6 +161,9 @@ type retailVisit struct {
 type retailRequest struct {
 	Count  *int           `json:"count"`
 	Visits *[]retailVisit `json:"visits"`
+	// CallbackURL is photopipe's addition to the Retail Pulse shape:
+	// optional, called when the job ends.
+	CallbackURL string `json:"callback_url"`
 }
 
 // retailSubmit is Retail Pulse's POST /api/submit/: 201 {"job_id"} or
@@ -190,7 +195,7 @@ func (h *JobsHandler) retailSubmit(c *gin.Context) {
 		retailError(c, http.StatusBadRequest, "visits is empty")
 		return
 	}
-	job := app.NewJob{Kind: "retailpulse"}
+	job := app.NewJob{Kind: "retailpulse", CallbackURL: req.CallbackURL}
 	index := map[string]int{}
 	for i, v := range *req.Visits {
 		switch {

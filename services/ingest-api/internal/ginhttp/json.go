@@ -21,6 +21,7 @@ type photoJSON struct {
 	FailureCode *string         `json:"failure_code"`
 	Original    *originalJSON   `json:"original"`
 	Thumbnails  []thumbnailJSON `json:"thumbnails"`
+	Callback    *callbackJSON   `json:"callback,omitempty"`
 }
 
 // deadLetterJSON is set while the photo waits in a dead-letter queue.
@@ -66,7 +67,7 @@ func toJSON(p app.Photo) photoJSON {
 	out := photoJSON{
 		UUID: p.UUID, URL: p.URL, Status: p.Status, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 		Attempt: p.Attempt, Renditions: p.Renditions, Filename: p.Filename, CompletedAt: p.CompletedAt,
-		Thumbnails: []thumbnailJSON{},
+		Thumbnails: []thumbnailJSON{}, Callback: toCallbackJSON(p.Callback),
 	}
 	if p.Failure != nil {
 		out.Failure = &failureJSON{Stage: p.Failure.Stage, Code: p.Failure.Code, Message: p.Failure.Message, Retryable: p.Failure.Retryable}

@@ -8,6 +8,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/photopipe/photopipe/services/ingest-api/internal/app"
+	"github.com/photopipe/photopipe/shared/callback"
 	"github.com/photopipe/photopipe/shared/database"
 	"github.com/photopipe/photopipe/shared/event"
 	"github.com/photopipe/photopipe/shared/outbox"
@@ -79,6 +80,13 @@ func (r *Repository) CreateJob(ctx context.Context, in app.NewJob, unknown map[s
 				events = append(events, requested(p))
 			}
 		}
+		if job.Status != database.JobOngoing {
+			// Every store was unknown: the job is final already, and the
+			// recorder will never see it finish.
+			if _, err := callback.EnqueueJob(tx, job.UUID); err != nil {
+				return err
+			}
+		}
 		return outbox.Add(tx, correlationID, events...)
 	})
 	if err != nil {
@@ -111,6 +119,11 @@ func (r *Repository) GetJob(ctx context.Context, id string, offset, limit int) (
 	}
 	for _, g := range failed {
 		out.FailedGroups = append(out.FailedGroups, app.FailedGroup{Key: g.GroupKey, Error: deref(g.Error), PhotoID: deref(g.FailedPhoto)})
+	}
+	if j.CallbackURL != nil {
+		if out.Callback, err = loadCallback(db, database.CallbackKindJob, j.UUID, 1, *j.CallbackURL); err != nil {
+			return app.Job{}, err
+		}
 	}
 	var rows []struct {
 		UUID, URL, Status, GroupKey string

@@ -40,6 +40,9 @@ func (r *Repository) Create(ctx context.Context, photos []app.NewPhoto, process 
 	rows := make([]database.Photo, len(photos))
 	for i, p := range photos {
 		rows[i] = database.Photo{URL: p.URL, Status: database.StatusPending, Renditions: p.Renditions, CreatedAt: now, UpdatedAt: now}
+		if p.CallbackURL != "" {
+			rows[i].CallbackURL = &p.CallbackURL
+		}
 		if process {
 			rows[i].Attempt = 1
 		}
@@ -181,7 +184,14 @@ func (r *Repository) Get(ctx context.Context, id string) (app.Photo, error) {
 	if err != nil {
 		return app.Photo{}, fmt.Errorf("get photo %s: %w", id, err)
 	}
-	return toApp(p), nil
+	out := toApp(p)
+	if p.CallbackURL != nil {
+		out.Callback, err = loadCallback(r.db.WithContext(ctx), database.CallbackKindPhoto, p.UUID, p.Attempt, *p.CallbackURL)
+		if err != nil {
+			return app.Photo{}, fmt.Errorf("get photo %s: %w", id, err)
+		}
+	}
+	return out, nil
 }
 
 func toApp(p database.Photo) app.Photo {
@@ -200,6 +210,9 @@ func toApp(p database.Photo) app.Photo {
 			Stage: deref(p.FailureStage), Code: *p.FailureCode, Message: deref(p.FailureMessage),
 			Retryable: deref(p.FailureRetryable),
 		}
+	}
+	if p.CallbackURL != nil {
+		out.Callback = &app.Callback{URL: *p.CallbackURL, Status: app.CallbackWaiting, Attempts: []app.CallbackAttempt{}}
 	}
 	if p.DeadLetterService != nil {
 		out.DeadLetter = &app.DeadLetter{

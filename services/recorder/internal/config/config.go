@@ -3,11 +3,14 @@ package config
 
 import (
 	"errors"
+	"net/netip"
+	"time"
 
 	"github.com/photopipe/photopipe/shared/bus"
 	"github.com/photopipe/photopipe/shared/database"
 	"github.com/photopipe/photopipe/shared/envconfig"
 	"github.com/photopipe/photopipe/shared/logging"
+	"github.com/photopipe/photopipe/shared/netguard"
 )
 
 // Config is every setting of the recorder.
@@ -17,6 +20,25 @@ type Config struct {
 	Log        logging.Config
 	HealthAddr string // HEALTH_ADDR; empty serves no health endpoints
 	Workers    int    // WORKERS: events applied at once per replica, per topic
+	Callbacks  Callbacks
+}
+
+// Callbacks are the settings of callback delivery (README "Callbacks").
+type Callbacks struct {
+	// Secret signs every callback body (CALLBACK_SECRET); without it no
+	// callback is sent: each fails with the reason instead.
+	Secret       string
+	Timeout      time.Duration // CALLBACK_TIMEOUT: one POST, connect to last byte
+	MaxAttempts  int           // CALLBACK_MAX_ATTEMPTS: tries before a callback is failed
+	BackoffMin   time.Duration // CALLBACK_BACKOFF_MIN: wait after the first failed try
+	BackoffMax   time.Duration // CALLBACK_BACKOFF_MAX: longest wait between tries
+	Workers      int           // CALLBACK_WORKERS: POSTs in flight per replica
+	PollInterval time.Duration // CALLBACK_POLL_INTERVAL: how often the dispatcher looks without being woken
+	UserAgent    string        // CALLBACK_USER_AGENT
+	// AllowedNetworks are private or reserved ranges callback targets may
+	// be on (CALLBACK_ALLOWED_NETWORKS, by default DOWNLOAD_ALLOWED_NETWORKS:
+	// the same rules as downloads).
+	AllowedNetworks []netip.Prefix
 }
 
 // Load reads the configuration through getenv and validates it.
@@ -28,7 +50,28 @@ func Load(getenv func(string) string) (Config, error) {
 		Log:        logging.Config{Format: r.String("LOG_FORMAT", "json"), Level: r.String("LOG_LEVEL", "info")},
 		HealthAddr: r.String("HEALTH_ADDR", ""),
 		Workers:    r.Int("WORKERS", 4),
+		Callbacks: Callbacks{
+			Secret:       r.String("CALLBACK_SECRET", ""),
+			Timeout:      r.Duration("CALLBACK_TIMEOUT", 10*time.Second),
+			MaxAttempts:  r.Int("CALLBACK_MAX_ATTEMPTS", 10),
+			BackoffMin:   r.Duration("CALLBACK_BACKOFF_MIN", 5*time.Second),
+			BackoffMax:   r.Duration("CALLBACK_BACKOFF_MAX", time.Hour),
+			Workers:      r.Int("CALLBACK_WORKERS", 8),
+			PollInterval: r.Duration("CALLBACK_POLL_INTERVAL", time.Second),
+			UserAgent:    r.String("CALLBACK_USER_AGENT", "photopipe-callback/1"),
+		},
 	}
+	downloads := r.List("DOWNLOAD_ALLOWED_NETWORKS", nil)
+	nets := r.List("CALLBACK_ALLOWED_NETWORKS", downloads)
+	allowed, err := netguard.ParseNetworks(nets)
+	if err != nil {
+		name := "CALLBACK_ALLOWED_NETWORKS"
+		if getenv(name) == "" {
+			name = "DOWNLOAD_ALLOWED_NETWORKS"
+		}
+		r.Fail(name, "%v", err)
+	}
+	c.Callbacks.AllowedNetworks = allowed
 	if err := r.Err(); err != nil {
 		return c, err
 	}
@@ -40,6 +83,22 @@ func (c Config) Validate() error {
 	errs := []error{c.Bus.Validate(), c.DB.Validate()}
 	if c.Workers < 1 {
 		errs = append(errs, errors.New("WORKERS: must be at least 1"))
+	}
+	cb := c.Callbacks
+	if cb.Timeout <= 0 {
+		errs = append(errs, errors.New("CALLBACK_TIMEOUT: must be positive"))
+	}
+	if cb.MaxAttempts < 1 {
+		errs = append(errs, errors.New("CALLBACK_MAX_ATTEMPTS: must be at least 1"))
+	}
+	if cb.BackoffMin <= 0 || cb.BackoffMax < cb.BackoffMin {
+		errs = append(errs, errors.New("CALLBACK_BACKOFF_MIN, CALLBACK_BACKOFF_MAX: need 0 < min <= max"))
+	}
+	if cb.Workers < 1 {
+		errs = append(errs, errors.New("CALLBACK_WORKERS: must be at least 1"))
+	}
+	if cb.PollInterval <= 0 {
+		errs = append(errs, errors.New("CALLBACK_POLL_INTERVAL: must be positive"))
 	}
 	return errors.Join(errs...)
 }

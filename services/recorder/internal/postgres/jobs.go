@@ -22,14 +22,15 @@ type jobPhoto struct {
 // advanceJob moves the photo's group and job on after the photo reached a
 // final state (in the same transaction): a completed photo requests the
 // next photo of its group, a failed one fails the group and skips its
-// remaining photos; the job finishes when its last group does.
-func advanceJob(ctx context.Context, tx *gorm.DB, photoID string, failed bool, reason string) (bool, error) {
+// remaining photos; the job finishes when its last group does. It returns
+// the job's id when this photo finished the job, "" otherwise.
+func advanceJob(ctx context.Context, tx *gorm.DB, photoID string, failed bool, reason string) (string, error) {
 	var jp jobPhoto
 	if err := tx.Raw("SELECT job_uuid, group_key, group_seq FROM photos WHERE uuid = ?", photoID).Scan(&jp).Error; err != nil {
-		return false, fmt.Errorf("read job of photo: %w", err)
+		return "", fmt.Errorf("read job of photo: %w", err)
 	}
 	if jp.JobUUID == nil || jp.GroupKey == nil || jp.GroupSeq == nil {
-		return false, nil
+		return "", nil
 	}
 	job, key, seq := *jp.JobUUID, *jp.GroupKey, *jp.GroupSeq
 	finishedGroup, failedGroup := false, false
@@ -41,39 +42,39 @@ func advanceJob(ctx context.Context, tx *gorm.DB, photoID string, failed bool, r
 			database.SkippedCode, fmt.Sprintf("not processed: photo %s of group %q failed first (%s)", photoID, key, reason),
 			job, key, seq)
 		if res.Error != nil {
-			return false, fmt.Errorf("skip rest of group: %w", res.Error)
+			return "", fmt.Errorf("skip rest of group: %w", res.Error)
 		}
 		skipped := int(res.RowsAffected)
 		if err := tx.Exec(`UPDATE job_groups SET status = 'failed', done = done + 1 + ?, error = ?, failed_photo = ?
 			WHERE job_uuid = ? AND group_key = ?`, skipped, reason, photoID, job, key).Error; err != nil {
-			return false, fmt.Errorf("fail group: %w", err)
+			return "", fmt.Errorf("fail group: %w", err)
 		}
 		if err := tx.Exec(`UPDATE jobs SET failed = failed + 1, skipped = skipped + ? WHERE uuid = ?`, skipped, job).Error; err != nil {
-			return false, fmt.Errorf("count failure: %w", err)
+			return "", fmt.Errorf("count failure: %w", err)
 		}
 		finishedGroup, failedGroup = true, true
 	} else {
 		var g database.JobGroup
 		if err := tx.Raw(`UPDATE job_groups SET done = done + 1 WHERE job_uuid = ? AND group_key = ?
 			RETURNING job_uuid, group_key, total, done`, job, key).Scan(&g).Error; err != nil {
-			return false, fmt.Errorf("count group progress: %w", err)
+			return "", fmt.Errorf("count group progress: %w", err)
 		}
 		if err := tx.Exec(`UPDATE jobs SET completed = completed + 1 WHERE uuid = ?`, job).Error; err != nil {
-			return false, fmt.Errorf("count completion: %w", err)
+			return "", fmt.Errorf("count completion: %w", err)
 		}
 		if g.Done < g.Total {
 			if err := requestNext(ctx, tx, job, key, seq); err != nil {
-				return false, err
+				return "", err
 			}
 		} else {
 			finishedGroup = true
 			if err := tx.Exec(`UPDATE job_groups SET status = 'completed' WHERE job_uuid = ? AND group_key = ?`, job, key).Error; err != nil {
-				return false, fmt.Errorf("complete group: %w", err)
+				return "", fmt.Errorf("complete group: %w", err)
 			}
 		}
 	}
 	if !finishedGroup {
-		return false, nil
+		return "", nil
 	}
 	failedInc := 0
 	if failedGroup {
@@ -86,9 +87,12 @@ func advanceJob(ctx context.Context, tx *gorm.DB, photoID string, failed bool, r
 		    completed_at = CASE WHEN groups_finished + 1 >= groups_total THEN now() END,
 		    updated_at = now()
 		WHERE uuid = ? RETURNING status::text AS status`, failedInc, failedInc, job).Scan(&st).Error; err != nil {
-		return false, fmt.Errorf("finish group: %w", err)
+		return "", fmt.Errorf("finish group: %w", err)
 	}
-	return st.Status != string(database.JobOngoing), nil
+	if st.Status == string(database.JobOngoing) {
+		return "", nil
+	}
+	return job, nil
 }
 
 // requestNext starts the next photo of the group, with its PhotoRequested

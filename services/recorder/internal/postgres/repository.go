@@ -11,22 +11,58 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/photopipe/photopipe/services/recorder/internal/app"
+	"github.com/photopipe/photopipe/shared/callback"
 	"github.com/photopipe/photopipe/shared/database"
 	"github.com/photopipe/photopipe/shared/event"
 )
 
 // Repository implements app.Repository.
 type Repository struct {
-	db     *gorm.DB
-	notify func()
+	db         *gorm.DB
+	notify     func()
+	onCallback func()
 }
 
 var _ app.Repository = (*Repository)(nil)
 
 // New returns a Repository over db; notify is called after a transaction
-// that wrote outbox events (the next photo of a job's group) committed.
-func New(db *gorm.DB, notify func()) *Repository {
-	return &Repository{db: db, notify: notify}
+// that wrote outbox events (the next photo of a job's group) committed,
+// onCallback after one that queued a callback.
+func New(db *gorm.DB, notify, onCallback func()) *Repository {
+	return &Repository{db: db, notify: notify, onCallback: onCallback}
+}
+
+// final is what a transaction that made a photo final left to do after
+// its commit.
+type final struct {
+	applied   bool // the event moved the photo forward
+	callbacks bool // a callback was queued
+}
+
+// enqueue queues the callbacks the photo's final state calls for: the
+// photo's own (when it has a callback URL) and its job's (when the job
+// just finished).
+func enqueue(tx *gorm.DB, photoID string, photoCallback bool, job string, f *final) error {
+	if photoCallback {
+		ok, err := callback.EnqueuePhoto(tx, photoID)
+		if err != nil {
+			return err
+		}
+		f.callbacks = f.callbacks || ok
+	}
+	if job != "" {
+		ok, err := callback.EnqueueJob(tx, job)
+		if err != nil {
+			return err
+		}
+		f.callbacks = f.callbacks || ok
+	}
+	return nil
+}
+
+// finalRow is what the update that makes a photo final returns.
+type finalRow struct {
+	CallbackURL *string
 }
 
 // advances is true when an event of attempt @attempt that brings the photo
@@ -72,9 +108,11 @@ func (r *Repository) RecordOriginal(ctx context.Context, e *event.PhotoDownloade
 // transaction. Rows are unique per (photo, rendition, page); a newer
 // attempt replaces them.
 func (r *Repository) Complete(ctx context.Context, e *event.ThumbnailCreated) (bool, error) {
-	applied := false
+	var f final
 	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Exec(`UPDATE photos
+		f = final{}
+		var row finalRow
+		res := tx.Raw(`UPDATE photos
 			SET status = 'completed', status_attempt = @attempt, updated_at = now(), completed_at = now(),
 			    width = @w, height = @h, pages = @pages,
 			    original_key = COALESCE(NULLIF(@key, ''), original_key),
@@ -82,22 +120,25 @@ func (r *Repository) Complete(ctx context.Context, e *event.ThumbnailCreated) (b
 			    bytes = COALESCE(NULLIF(@bytes, 0), bytes),
 			    failure_stage = NULL, failure_code = NULL, failure_message = NULL, failure_retryable = NULL,
 			    dead_letter_service = NULL, dead_letter_queue = NULL, dead_letter_reason = NULL, dead_lettered_at = NULL
-			WHERE uuid = @id AND `+advances,
+			WHERE uuid = @id AND `+advances+` RETURNING callback_url`,
 			map[string]any{
 				"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusCompleted.Rank(),
 				"w": e.Width, "h": e.Height, "pages": e.Pages,
 				"key": e.OriginalKey, "ct": e.ContentType, "bytes": e.Bytes,
-			})
+			}).Scan(&row)
 		if res.Error != nil {
 			return fmt.Errorf("complete photo: %w", res.Error)
 		}
 		if res.RowsAffected == 0 {
 			return nil
 		}
-		applied = true
+		f.applied = true
 		if len(e.Renditions) == 0 {
-			_, err := advanceJob(ctx, tx, e.PhotoID, false, "")
-			return err
+			job, err := advanceJob(ctx, tx, e.PhotoID, false, "")
+			if err != nil {
+				return err
+			}
+			return enqueue(tx, e.PhotoID, row.CallbackURL != nil, job, &f)
 		}
 		rows := make([]database.Thumbnail, 0, len(e.Renditions))
 		for _, rd := range e.Renditions {
@@ -112,37 +153,60 @@ func (r *Repository) Complete(ctx context.Context, e *event.ThumbnailCreated) (b
 		}).Create(&rows).Error; err != nil {
 			return fmt.Errorf("write renditions: %w", err)
 		}
-		_, err := advanceJob(ctx, tx, e.PhotoID, false, "")
-		return err
+		job, err := advanceJob(ctx, tx, e.PhotoID, false, "")
+		if err != nil {
+			return err
+		}
+		return enqueue(tx, e.PhotoID, row.CallbackURL != nil, job, &f)
 	})
-	if applied && err == nil {
+	if err != nil {
+		return false, err
+	}
+	if f.applied {
 		r.notify()
 	}
-	return applied, err
+	if f.callbacks {
+		r.onCallback()
+	}
+	return f.applied, nil
 }
 
 // Fail marks the photo failed with the event's stage, code and message,
 // and fails its job group (skipping the group's remaining photos).
 func (r *Repository) Fail(ctx context.Context, e *event.PhotoFailed) (bool, error) {
-	applied := false
+	var f final
 	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Exec(`UPDATE photos
+		f = final{}
+		var row finalRow
+		res := tx.Raw(`UPDATE photos
 			SET status = 'failed', status_attempt = @attempt, updated_at = now(),
 			    failure_stage = @stage, failure_code = @code, failure_message = @msg, failure_retryable = @retryable,
 			    dead_letter_service = NULL, dead_letter_queue = NULL, dead_letter_reason = NULL, dead_lettered_at = NULL
-			WHERE uuid = @id AND `+advances,
+			WHERE uuid = @id AND `+advances+` RETURNING callback_url`,
 			map[string]any{
 				"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusFailed.Rank(),
 				"stage": e.Stage, "code": e.Code, "msg": e.Message, "retryable": e.Retryable,
-			})
-		if res.Error != nil || res.RowsAffected == 0 {
-			return res.Error
+			}).Scan(&row)
+		if res.Error != nil {
+			return fmt.Errorf("fail photo: %w", res.Error)
 		}
-		applied = true
-		_, err := advanceJob(ctx, tx, e.PhotoID, true, e.Message)
-		return err
+		if res.RowsAffected == 0 {
+			return nil
+		}
+		f.applied = true
+		job, err := advanceJob(ctx, tx, e.PhotoID, true, e.Message)
+		if err != nil {
+			return err
+		}
+		return enqueue(tx, e.PhotoID, row.CallbackURL != nil, job, &f)
 	})
-	return applied, err
+	if err != nil {
+		return false, err
+	}
+	if f.callbacks {
+		r.onCallback()
+	}
+	return f.applied, nil
 }
 
 // MarkDeadLettered records that a message about the photo waits in a

@@ -50,7 +50,7 @@ func failed(id string, attempt int, code string) *event.PhotoFailed {
 
 func TestLifecycleAndIdempotency(t *testing.T) {
 	db := openDB(t)
-	repo := postgres.New(db, func() {})
+	repo := postgres.New(db, func() {}, func() {})
 	ctx := context.Background()
 
 	t.Run("in order, each event twice", func(t *testing.T) {
@@ -164,7 +164,7 @@ func TestLifecycleAndIdempotency(t *testing.T) {
 
 func TestDeadLetterMark(t *testing.T) {
 	db := openDB(t)
-	repo := postgres.New(db, func() {})
+	repo := postgres.New(db, func() {}, func() {})
 	ctx := context.Background()
 	dl := func(id string, attempt int) *event.PhotoDeadLettered {
 		return &event.PhotoDeadLettered{Header: event.NewHeader(id, attempt), Service: "resizer",

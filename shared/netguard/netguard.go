@@ -1,4 +1,9 @@
-package fetch
+// Package netguard decides which network addresses photopipe may connect
+// to on behalf of a client (a photo's source, a callback target): public
+// unicast addresses, and private or reserved ones only where an operator
+// allows them. The check runs in net.Dialer.Control, on the address about
+// to be dialled, so names, redirects and DNS rebinding cannot get around it.
+package netguard
 
 import (
 	"errors"
@@ -8,8 +13,8 @@ import (
 	"syscall"
 )
 
-// blockedNetworks are the ranges a source may not be fetched from unless
-// Config.AllowedNetworks lets them: addresses that reach this host, its
+// blockedNetworks are the ranges nothing may be dialled in unless
+// Policy.Allowed lets them: addresses that reach this host, its
 // private networks or its cloud's metadata service, and addresses that are
 // not unicast on the public internet (IANA special-purpose registries).
 // IPv4-mapped, IPv4-translated, NAT64 and 6to4 addresses are judged by the
@@ -63,7 +68,7 @@ func mustPrefixes(ss ...string) []netip.Prefix {
 	return out
 }
 
-// BlockedError is a source address the downloader refuses to connect to.
+// BlockedError is an address a Policy refuses to connect to.
 type BlockedError struct {
 	Addr   netip.Addr
 	Reason string
@@ -99,15 +104,18 @@ func ParseNetworks(ss []string) ([]netip.Prefix, error) {
 	return out, errors.Join(errs...)
 }
 
-// addressPolicy decides which addresses may be dialled.
-type addressPolicy struct {
-	allowed []netip.Prefix
+// Policy decides which addresses may be dialled. The zero Policy allows
+// public unicast addresses only.
+type Policy struct {
+	// Allowed are ranges that may be dialled although they are private or
+	// reserved (loopback in tests, an intranet server).
+	Allowed []netip.Prefix
 }
 
-// check returns a *BlockedError unless addr may be connected to: a public
+// Check returns a *BlockedError unless addr may be connected to: a public
 // unicast address, or one inside an allowed network. IPv4 carried inside
 // an IPv6 address is judged as itself, so ::ffff:127.0.0.1 is loopback.
-func (p addressPolicy) check(addr netip.Addr) error {
+func (p Policy) Check(addr netip.Addr) error {
 	addr = addr.WithZone("")
 	if !addr.IsValid() {
 		return &BlockedError{Addr: addr, Reason: "not an IP address"}
@@ -130,8 +138,8 @@ func (p addressPolicy) check(addr netip.Addr) error {
 	return nil
 }
 
-func (p addressPolicy) allows(addr netip.Addr) bool {
-	for _, n := range p.allowed {
+func (p Policy) allows(addr netip.Addr) bool {
+	for _, n := range p.Allowed {
 		if n.Contains(addr) {
 			return true
 		}
@@ -183,12 +191,13 @@ func blockedReason(addr netip.Addr) (string, bool) {
 	return "", false
 }
 
-// control is the dialer's Control hook: it runs after DNS, on the very
+// Control is a net.Dialer Control hook: it runs after DNS, on the very
 // address about to be connected to (every redirect and every resolved
 // address included), and before the connection is attempted. So a name
 // that resolves to a private address, or is re-pointed there after a
-// first check (DNS rebinding), is refused all the same.
-func (p addressPolicy) control(network, address string, _ syscall.RawConn) error {
+// first check (DNS rebinding), is refused all the same. Only TCP is
+// allowed. The dialer's error wraps the *BlockedError.
+func (p Policy) Control(network, address string, _ syscall.RawConn) error {
 	switch network {
 	case "tcp", "tcp4", "tcp6":
 	default:
@@ -198,5 +207,5 @@ func (p addressPolicy) control(network, address string, _ syscall.RawConn) error
 	if err != nil {
 		return &BlockedError{Reason: fmt.Sprintf("%q is not an IP address and port", address)}
 	}
-	return p.check(ap.Addr())
+	return p.Check(ap.Addr())
 }

@@ -1,0 +1,192 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/photopipe/photopipe/shared/bus"
+	"github.com/photopipe/photopipe/shared/database"
+)
+
+// Delivery is a claimed callback to send: Attempt is the number of this
+// try, from 1.
+type Delivery struct {
+	ID      string
+	URL     string
+	Payload []byte
+	Attempt int
+}
+
+// AttemptResult is what one try at a delivery did, and what comes next.
+type AttemptResult struct {
+	CallbackID string
+	Attempt    int
+	StartedAt  time.Time
+	Duration   time.Duration
+	StatusCode int    // 0 when no response arrived
+	Error      string // "" when delivered
+	// Status is the callback's status after this try: pending (to be
+	// retried after RetryIn), delivered or failed.
+	Status  database.CallbackStatus
+	RetryIn time.Duration
+}
+
+// CallbackStore holds queued callbacks. Claim takes up to limit due ones
+// for lease (counting the try), so that replicas never send one twice at
+// once; Record stores a try's result and releases the claim.
+type CallbackStore interface {
+	Claim(ctx context.Context, limit int, lease time.Duration) ([]Delivery, error)
+	Record(ctx context.Context, r AttemptResult) error
+}
+
+// Sender POSTs a delivery and returns the response's status code. Errors
+// are a refused or failed try; bus.Permanent ones will not get better
+// with retries (a forbidden address, no signing secret).
+type Sender interface {
+	Send(ctx context.Context, d Delivery) (int, error)
+}
+
+// DispatchConfig bounds a Dispatcher.
+type DispatchConfig struct {
+	MaxAttempts  int
+	BackoffMin   time.Duration
+	BackoffMax   time.Duration
+	Workers      int           // tries in flight at once
+	PollInterval time.Duration // how often to look without being woken
+	// Lease is how long a claimed callback stays with this replica; it must
+	// outlast a try (the send timeout) and its recording.
+	Lease time.Duration
+}
+
+// Dispatcher delivers queued callbacks: it claims due ones, sends them in
+// parallel, records every try, and retries failures with exponential
+// backoff and jitter until MaxAttempts, when the callback is failed.
+type Dispatcher struct {
+	store  CallbackStore
+	sender Sender
+	cfg    DispatchConfig
+	log    *slog.Logger
+	wake   chan struct{}
+}
+
+// NewDispatcher returns a Dispatcher.
+func NewDispatcher(store CallbackStore, sender Sender, cfg DispatchConfig, log *slog.Logger) (*Dispatcher, error) {
+	if cfg.MaxAttempts < 1 || cfg.Workers < 1 || cfg.PollInterval <= 0 || cfg.Lease <= 0 ||
+		cfg.BackoffMin <= 0 || cfg.BackoffMax < cfg.BackoffMin {
+		return nil, fmt.Errorf("callback dispatcher: invalid config %+v", cfg)
+	}
+	return &Dispatcher{store: store, sender: sender, cfg: cfg, log: log, wake: make(chan struct{}, 1)}, nil
+}
+
+// Notify tells the dispatcher that a callback was queued.
+func (d *Dispatcher) Notify() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers callbacks until ctx ends. Store failures (the database is
+// away) are logged and retried with backoff.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	backoff := d.cfg.PollInterval / 4
+	for {
+		n, err := d.Round(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		wait := d.cfg.PollInterval
+		switch {
+		case err != nil:
+			d.log.WarnContext(ctx, "callback dispatch failed", slog.String("error", err.Error()))
+			backoff = min(max(backoff*2, time.Millisecond), 5*time.Second)
+			wait = backoff
+		case n == d.cfg.Workers:
+			continue // more may be due
+		default:
+			backoff = d.cfg.PollInterval / 4
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.wake:
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Round claims the due callbacks (up to Workers), tries each once and
+// records the results. It returns how many it claimed.
+func (d *Dispatcher) Round(ctx context.Context) (int, error) {
+	due, err := d.store.Claim(ctx, d.cfg.Workers, d.cfg.Lease)
+	if err != nil {
+		return 0, fmt.Errorf("claim callbacks: %w", err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(due))
+	for i, del := range due {
+		wg.Go(func() { errs[i] = d.try(ctx, del) })
+	}
+	wg.Wait()
+	return len(due), errors.Join(errs...)
+}
+
+// try sends one delivery and records the outcome.
+func (d *Dispatcher) try(ctx context.Context, del Delivery) error {
+	start := time.Now()
+	code, err := d.sender.Send(ctx, del)
+	res := AttemptResult{
+		CallbackID: del.ID, Attempt: del.Attempt, StartedAt: start, Duration: time.Since(start),
+		StatusCode: code, Status: database.CallbackDelivered,
+	}
+	log := d.log.With(slog.String("callback_id", del.ID), slog.Int("attempt", del.Attempt))
+	if err != nil {
+		res.Error = err.Error()
+		if ctx.Err() != nil {
+			res.Error = "interrupted: the recorder was stopping (" + res.Error + ")"
+		}
+		switch {
+		case bus.IsPermanent(err):
+			res.Status = database.CallbackFailed
+		case del.Attempt >= d.cfg.MaxAttempts:
+			res.Status = database.CallbackFailed
+			res.Error = fmt.Sprintf("%s (attempt %d of %d, giving up)", res.Error, del.Attempt, d.cfg.MaxAttempts)
+		default:
+			res.Status = database.CallbackPending
+			res.RetryIn = d.backoff(del.Attempt)
+		}
+	}
+	// Recorded even when ctx ended during the try: the try happened.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := d.store.Record(rctx, res); err != nil {
+		return fmt.Errorf("record callback %s attempt %d: %w", del.ID, del.Attempt, err)
+	}
+	switch res.Status {
+	case database.CallbackDelivered:
+		log.InfoContext(ctx, "callback delivered", slog.Int("status_code", code), slog.Duration("duration", res.Duration))
+	case database.CallbackFailed:
+		log.WarnContext(ctx, "callback failed", slog.String("error", res.Error))
+	default:
+		log.InfoContext(ctx, "callback attempt failed", slog.String("error", res.Error), slog.Duration("retry_in", res.RetryIn))
+	}
+	return nil
+}
+
+// backoff is the wait after failed try number attempt: BackoffMin doubled
+// per earlier try, capped at BackoffMax, with equal jitter (between half
+// and all of it) so that callbacks failing together spread out.
+func (d *Dispatcher) backoff(attempt int) time.Duration {
+	wait := d.cfg.BackoffMin
+	for i := 1; i < attempt && wait < d.cfg.BackoffMax; i++ {
+		wait *= 2
+	}
+	wait = min(wait, d.cfg.BackoffMax)
+	half := wait / 2
+	return half + rand.N(wait-half+1)
+}

@@ -1,0 +1,112 @@
+package app_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/photopipe/photopipe/services/recorder/internal/app"
+	"github.com/photopipe/photopipe/shared/bus"
+	"github.com/photopipe/photopipe/shared/database"
+)
+
+type fakeCallbacks struct {
+	mu       sync.Mutex
+	due      []app.Delivery
+	recorded []app.AttemptResult
+}
+
+func (f *fakeCallbacks) Claim(_ context.Context, limit int, _ time.Duration) ([]app.Delivery, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := min(limit, len(f.due))
+	out := f.due[:n]
+	f.due = f.due[n:]
+	return out, nil
+}
+
+func (f *fakeCallbacks) Record(_ context.Context, r app.AttemptResult) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.recorded = append(f.recorded, r)
+	return nil
+}
+
+type fakeSender map[string]struct {
+	code int
+	err  error
+}
+
+func (f fakeSender) Send(_ context.Context, d app.Delivery) (int, error) {
+	r := f[d.URL]
+	return r.code, r.err
+}
+
+func TestDispatcherOutcomes(t *testing.T) {
+	t.Parallel()
+	store := &fakeCallbacks{due: []app.Delivery{
+		{ID: "ok", URL: "ok", Attempt: 1},
+		{ID: "retry", URL: "500", Attempt: 2},
+		{ID: "last", URL: "500", Attempt: 4},
+		{ID: "refused", URL: "blocked", Attempt: 1},
+	}}
+	sender := fakeSender{
+		"ok":      {code: 204},
+		"500":     {code: 500, err: errors.New("receiver answered 500")},
+		"blocked": {err: bus.Permanent(errors.New("address 10.0.0.1 is not allowed (private network)"))},
+	}
+	cfg := app.DispatchConfig{MaxAttempts: 4, BackoffMin: time.Second, BackoffMax: time.Minute, Workers: 8, PollInterval: time.Second, Lease: time.Minute}
+	d, err := app.NewDispatcher(store, sender, cfg, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	n, err := d.Round(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, 4, n)
+
+	byID := map[string]app.AttemptResult{}
+	for _, r := range store.recorded {
+		byID[r.CallbackID] = r
+	}
+	require.Equal(t, database.CallbackDelivered, byID["ok"].Status)
+	require.Equal(t, 204, byID["ok"].StatusCode)
+	require.Empty(t, byID["ok"].Error)
+
+	retry := byID["retry"]
+	require.Equal(t, database.CallbackPending, retry.Status)
+	require.Equal(t, 500, retry.StatusCode)
+	// Second failed try: BackoffMin doubled once, with jitter in [half, all].
+	require.GreaterOrEqual(t, retry.RetryIn, time.Second)
+	require.LessOrEqual(t, retry.RetryIn, 2*time.Second)
+
+	require.Equal(t, database.CallbackFailed, byID["last"].Status)
+	require.Contains(t, byID["last"].Error, "attempt 4 of 4, giving up")
+
+	require.Equal(t, database.CallbackFailed, byID["refused"].Status, "a permanent error is not retried")
+	require.Contains(t, byID["refused"].Error, "not allowed")
+}
+
+func TestDispatcherBackoffIsCapped(t *testing.T) {
+	t.Parallel()
+	for attempt := 1; attempt <= 40; attempt++ {
+		store := &fakeCallbacks{due: []app.Delivery{{ID: "x", URL: "500", Attempt: attempt}}}
+		cfg := app.DispatchConfig{MaxAttempts: 100, BackoffMin: time.Second, BackoffMax: 10 * time.Second, Workers: 1, PollInterval: time.Second, Lease: time.Minute}
+		d, err := app.NewDispatcher(store, fakeSender{"500": {code: 500, err: errors.New("500")}}, cfg, slog.New(slog.DiscardHandler))
+		require.NoError(t, err)
+		_, err = d.Round(t.Context())
+		require.NoError(t, err)
+		want := min(time.Second<<min(attempt-1, 10), 10*time.Second)
+		got := store.recorded[0].RetryIn
+		require.GreaterOrEqual(t, got, want/2, "attempt %d", attempt)
+		require.LessOrEqual(t, got, want, "attempt %d", attempt)
+	}
+}
+
+func TestNewDispatcherRefusesBadConfig(t *testing.T) {
+	t.Parallel()
+	_, err := app.NewDispatcher(&fakeCallbacks{}, fakeSender{}, app.DispatchConfig{}, slog.New(slog.DiscardHandler))
+	require.Error(t, err)
+}

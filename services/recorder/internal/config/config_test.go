@@ -1,0 +1,55 @@
+package config_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/photopipe/photopipe/services/recorder/internal/config"
+)
+
+func load(env map[string]string) (config.Config, error) {
+	return config.Load(func(k string) string { return env[k] })
+}
+
+func TestCallbackDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := load(nil)
+	require.NoError(t, err)
+	cb := c.Callbacks
+	require.Empty(t, cb.Secret)
+	require.Equal(t, 10*time.Second, cb.Timeout)
+	require.Equal(t, 10, cb.MaxAttempts)
+	require.Equal(t, 5*time.Second, cb.BackoffMin)
+	require.Equal(t, time.Hour, cb.BackoffMax)
+	require.Empty(t, cb.AllowedNetworks, "only public addresses by default")
+}
+
+func TestCallbackNetworksFollowDownloads(t *testing.T) {
+	t.Parallel()
+	c, err := load(map[string]string{"DOWNLOAD_ALLOWED_NETWORKS": "127.0.0.0/8, 10.1.0.0/16"})
+	require.NoError(t, err)
+	require.Len(t, c.Callbacks.AllowedNetworks, 2, "the same rules as downloads")
+
+	c, err = load(map[string]string{"DOWNLOAD_ALLOWED_NETWORKS": "127.0.0.0/8", "CALLBACK_ALLOWED_NETWORKS": "10.9.0.0/16"})
+	require.NoError(t, err)
+	require.Len(t, c.Callbacks.AllowedNetworks, 1)
+	require.Equal(t, "10.9.0.0/16", c.Callbacks.AllowedNetworks[0].String())
+
+	_, err = load(map[string]string{"CALLBACK_ALLOWED_NETWORKS": "localhost"})
+	require.ErrorContains(t, err, "CALLBACK_ALLOWED_NETWORKS")
+	_, err = load(map[string]string{"DOWNLOAD_ALLOWED_NETWORKS": "localhost"})
+	require.ErrorContains(t, err, "DOWNLOAD_ALLOWED_NETWORKS")
+}
+
+func TestCallbackSettingsValidated(t *testing.T) {
+	t.Parallel()
+	_, err := load(map[string]string{
+		"CALLBACK_TIMEOUT": "0s", "CALLBACK_MAX_ATTEMPTS": "0", "CALLBACK_BACKOFF_MIN": "10s",
+		"CALLBACK_BACKOFF_MAX": "1s", "CALLBACK_WORKERS": "0", "CALLBACK_POLL_INTERVAL": "0s",
+	})
+	for _, name := range []string{"CALLBACK_TIMEOUT", "CALLBACK_MAX_ATTEMPTS", "CALLBACK_BACKOFF_MAX", "CALLBACK_WORKERS", "CALLBACK_POLL_INTERVAL"} {
+		require.ErrorContains(t, err, name)
+	}
+}
