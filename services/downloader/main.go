@@ -20,6 +20,7 @@ import (
 	"github.com/photopipe/photopipe/shared/bus"
 	"github.com/photopipe/photopipe/shared/health"
 	"github.com/photopipe/photopipe/shared/logging"
+	"github.com/photopipe/photopipe/shared/metrics"
 	"github.com/photopipe/photopipe/shared/storage"
 	"github.com/photopipe/photopipe/shared/worker"
 )
@@ -50,16 +51,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer store.Close()
+	reg := metrics.New(bus.Downloader)
+	downloaded, err := metrics.NewDownloadedBytes(reg)
+	if err != nil {
+		return err
+	}
 	client := fetch.New(fetch.Config{
 		MaxBytes: cfg.MaxBytes, ConnectTimeout: cfg.ConnectTimeout, HeaderTimeout: cfg.HeaderTimeout,
 		Timeout: cfg.Timeout, MaxRedirects: cfg.MaxRedirects, UserAgent: cfg.UserAgent,
-		AllowedNetworks: cfg.AllowedNetworks,
+		AllowedNetworks: cfg.AllowedNetworks, Downloaded: downloaded,
 	})
 	for _, n := range cfg.AllowedNetworks {
 		log.WarnContext(ctx, "downloads allowed from a private network", slog.String("network", n.String()))
 	}
 	return worker.Run(ctx, worker.Options{
 		Service: bus.Downloader, Bus: cfg.Bus, Workers: cfg.Workers, HealthAddr: cfg.HealthAddr, Log: log,
+		Metrics: reg,
 		Handlers: func(events *cqrs.EventBus) ([]cqrs.EventHandler, error) {
 			d := app.New(client, store, events, log, cfg.Retries, cfg.RetryDelay)
 			d.DeadLetterSourceFailures = cfg.DeadLetterSourceFailures

@@ -46,6 +46,7 @@ func (c Config) deadLetter(service string, pub message.Publisher, log *slog.Logg
 				// Not acknowledged: the broker redelivers it later.
 				return nil, fmt.Errorf("dead-letter message: %w (after: %w)", perr, err)
 			}
+			markDeadLettered(ctx)
 			log.ErrorContext(ctx, "message dead-lettered",
 				slog.String("message_id", msg.UUID), slog.String("queue", msg.Metadata.Get(QueueKey)),
 				slog.String("error", err.Error()))

@@ -14,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/photopipe/photopipe/shared/event"
 	"github.com/photopipe/photopipe/shared/logging"
 )
 
@@ -106,6 +107,7 @@ func NewEventBus(pub message.Publisher, logger watermill.LoggerAdapter) (*cqrs.E
 			if id := CorrelationID(p.Message.Context()); id != "" {
 				middleware.SetCorrelationID(id, p.Message)
 			}
+			markPhotoFailed(p.Message.Context(), p.EventName)
 			return nil
 		},
 		Marshaler: Marshaler,
@@ -119,7 +121,15 @@ func NewEventBus(pub message.Publisher, logger watermill.LoggerAdapter) (*cqrs.E
 // stops crash loops, retries with exponential backoff and jitter that skip
 // permanent errors, and panic recovery. A handler error must never reach
 // the broker as a nack: RabbitMQ would redeliver it forever.
-func (c Config) NewRouter(service string, pub message.Publisher, logger watermill.LoggerAdapter, log *slog.Logger) (*message.Router, error) {
+//
+// With WithObserver, the observer learns each message's outcome (between
+// the source queue and the dead-letter step, so dead-lettering counts) and
+// every retry (inside Retry).
+func (c Config) NewRouter(service string, pub message.Publisher, logger watermill.LoggerAdapter, log *slog.Logger, opts ...RouterOption) (*message.Router, error) {
+	var ro routerOptions
+	for _, o := range opts {
+		o(&ro)
+	}
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, logger)
 	if err != nil {
 		return nil, fmt.Errorf("create router: %w", err)
@@ -127,6 +137,7 @@ func (c Config) NewRouter(service string, pub message.Publisher, logger watermil
 	router.AddMiddleware(
 		correlate,
 		c.markQueue(service),
+		observe(ro.observer),
 		c.deadLetter(service, pub, log),
 		c.limitDeliveries,
 		middleware.Retry{
@@ -138,8 +149,10 @@ func (c Config) NewRouter(service string, pub message.Publisher, logger watermil
 			ShouldRetry: func(p middleware.RetryParams) bool {
 				return !IsPermanent(p.Err)
 			},
-			Logger: logger,
+			// No Logger: countRuns logs each failed run with the message's
+			// photo and correlation ids.
 		}.Middleware,
+		countRuns(ro.observer, c.RetryMax, log),
 		middleware.Recoverer,
 	)
 	return router, nil
@@ -207,7 +220,9 @@ func CorrelationID(ctx context.Context) string {
 }
 
 // correlate puts the message's correlation id (its own id when it has
-// none) into its context, from where published events and logs take it.
+// none) into its context, from where published events and logs take it,
+// and the photo id of the event into the log context, so that even the
+// bus's own lines (retries, dead letters) name the photo.
 func correlate(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		id := middleware.MessageCorrelationID(msg)
@@ -216,7 +231,12 @@ func correlate(h message.HandlerFunc) message.HandlerFunc {
 			middleware.SetCorrelationID(id, msg)
 		}
 		ctx := WithCorrelationID(msg.Context(), id)
-		msg.SetContext(logging.With(ctx, slog.String("correlation_id", id)))
+		attrs := []slog.Attr{slog.String("correlation_id", id)}
+		var head event.Header
+		if json.Unmarshal(msg.Payload, &head) == nil && head.PhotoID != "" {
+			attrs = append(attrs, slog.String("photo_id", head.PhotoID), slog.Int("attempt", head.Attempt))
+		}
+		msg.SetContext(logging.With(ctx, attrs...))
 		return h(msg)
 	}
 }

@@ -60,14 +60,24 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// Serve runs a server for the health endpoints on addr until ctx ends. An
-// empty addr serves nothing. The bound address is sent on bound, if given.
-func Serve(ctx context.Context, addr string, checks []Check, bound chan<- string) error {
+// Route is one more endpoint of the health server (/metrics).
+type Route struct {
+	Pattern string
+	Handler http.Handler
+}
+
+// Serve runs a server for the health endpoints, and routes, on addr until
+// ctx ends. An empty addr serves nothing. The bound address is sent on
+// bound, if given.
+func Serve(ctx context.Context, addr string, checks []Check, bound chan<- string, routes ...Route) error {
 	if addr == "" {
 		return nil
 	}
 	mux := http.NewServeMux()
 	Register(mux, checks...)
+	for _, r := range routes {
+		mux.Handle(r.Pattern, r.Handler)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("health listen %s: %w", addr, err)

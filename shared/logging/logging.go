@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 )
 
@@ -39,11 +40,18 @@ func New(cfg Config, out io.Writer, service string) (*slog.Logger, error) {
 type ctxKey struct{}
 
 // With returns a context whose log records carry attrs, after any the
-// context already had.
+// context already had. An attribute replaces an earlier one with the same
+// key (the bus and the handler both add photo_id), so no record carries a
+// key twice.
 func With(ctx context.Context, attrs ...slog.Attr) context.Context {
 	prev, _ := ctx.Value(ctxKey{}).([]slog.Attr)
 	all := make([]slog.Attr, 0, len(prev)+len(attrs))
-	all = append(append(all, prev...), attrs...)
+	for _, a := range prev {
+		if !slices.ContainsFunc(attrs, func(b slog.Attr) bool { return b.Key == a.Key }) {
+			all = append(all, a)
+		}
+	}
+	all = append(all, attrs...)
 	return context.WithValue(ctx, ctxKey{}, all)
 }
 

@@ -7,6 +7,7 @@ package outbox
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/photopipe/photopipe/shared/bus"
 	"github.com/photopipe/photopipe/shared/database"
 	"github.com/photopipe/photopipe/shared/event"
+	"github.com/photopipe/photopipe/shared/logging"
 )
 
 // Add writes events to the outbox within tx, tagged with correlationID.
@@ -101,6 +103,17 @@ func (r *Relay) Run(ctx context.Context, pub message.Publisher) error {
 	}
 }
 
+// logPublished logs a published event with its photo and correlation ids:
+// the service's line about the photo, for following it across services.
+func (r *Relay) logPublished(ctx context.Context, row database.OutboxMessage) {
+	var h event.Header
+	_ = json.Unmarshal(row.Payload, &h)
+	r.log.InfoContext(logging.With(ctx,
+		slog.String("photo_id", h.PhotoID), slog.Int("attempt", h.Attempt),
+		slog.String("correlation_id", row.Metadata[middleware.CorrelationIDMetadataKey]),
+	), "event published", slog.String("event", row.Topic))
+}
+
 // Flush publishes one batch and returns how many rows it published.
 func (r *Relay) Flush(ctx context.Context, pub message.Publisher) (int, error) {
 	published := 0
@@ -129,6 +142,7 @@ func (r *Relay) Flush(ctx context.Context, pub message.Publisher) (int, error) {
 					return fmt.Errorf("publish %s: %w", row.Topic, err)
 				}
 				done[i] = true
+				r.logPublished(gctx, row)
 				return nil
 			})
 		}

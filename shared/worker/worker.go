@@ -1,6 +1,6 @@
 // Package worker runs a message-consuming service: it declares the bus
 // topology, wires publisher, subscriber and router, serves health endpoints
-// and shuts everything down in order when its context ends.
+// and metrics and shuts everything down in order when its context ends.
 package worker
 
 import (
@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/components/cqrs"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/photopipe/photopipe/shared/bus"
 	"github.com/photopipe/photopipe/shared/health"
+	"github.com/photopipe/photopipe/shared/metrics"
 )
 
 // Options describe one worker service.
@@ -35,7 +37,14 @@ type Options struct {
 	// Background, when set, runs beside the router with the publisher
 	// (the recorder's outbox relay) until ctx ends.
 	Background func(ctx context.Context, pub message.Publisher) error
+	// Metrics is the service's registry, served at /metrics on HealthAddr;
+	// Run adds the message outcomes and the dead-letter queue depth. Nil
+	// makes one.
+	Metrics *metrics.Registry
 }
+
+// deadLetterTTL is how long a counted dead-letter queue depth is reused.
+const deadLetterTTL = 5 * time.Second
 
 // Run runs the service until ctx ends, then stops taking messages, lets
 // in-flight ones finish (or returns them to the queue) and returns nil.
@@ -63,7 +72,20 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer sub.Close()
-	router, err := o.Bus.NewRouter(o.Service, pub, wlog, o.Log)
+	reg := o.Metrics
+	if reg == nil {
+		reg = metrics.New(o.Service)
+	}
+	observer, err := metrics.NewMessages(reg)
+	if err != nil {
+		return err
+	}
+	depth := o.Bus.NewQueueDepth()
+	defer depth.Close()
+	if err := metrics.NewDeadLetterDepth(reg, bus.DeadLetterTopic(o.Service), depth.Depth, deadLetterTTL); err != nil {
+		return err
+	}
+	router, err := o.Bus.NewRouter(o.Service, pub, wlog, o.Log, bus.WithObserver(observer))
 	if err != nil {
 		return err
 	}
@@ -92,7 +114,9 @@ func Run(ctx context.Context, o Options) error {
 		}
 		return nil
 	})
-	g.Go(func() error { return health.Serve(gctx, o.HealthAddr, checks, o.HealthBound) })
+	g.Go(func() error {
+		return health.Serve(gctx, o.HealthAddr, checks, o.HealthBound, health.Route{Pattern: "/metrics", Handler: reg.Handler()})
+	})
 	if o.Background != nil {
 		g.Go(func() error { return o.Background(gctx, pub) })
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/photopipe/photopipe/shared/event"
+	"github.com/photopipe/photopipe/shared/netguard"
 )
 
 // Config bounds a Client.
@@ -29,6 +30,8 @@ type Config struct {
 	// are private or reserved (loopback in tests, an intranet image server).
 	// Everything else outside the public internet is refused.
 	AllowedNetworks []netip.Prefix
+	// Downloaded, when set, counts the bytes read from sources.
+	Downloaded interface{ Add(float64) }
 }
 
 // Client fetches URLs.
@@ -40,10 +43,10 @@ type Client struct {
 
 // New returns a Client bounded by cfg.
 func New(cfg Config) *Client {
-	policy := addressPolicy{allowed: cfg.AllowedNetworks}
+	policy := netguard.Policy{Allowed: cfg.AllowedNetworks}
 	// The address check runs in Control, after DNS and before connect, on
 	// every address dialled: redirects and DNS rebinding cannot pass it.
-	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second, Control: policy.control}
+	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second, Control: policy.Control}
 	transport := &http.Transport{
 		// Never a proxy from the environment (HTTP_PROXY): the proxy would
 		// dial the source, where the address check cannot see.
@@ -99,7 +102,7 @@ func (c *Client) Fetch(ctx context.Context, rawURL string) (io.ReadCloser, error
 		_ = resp.Body.Close()
 		return nil, event.Fail(event.CodeTooLarge, "source declares %d bytes, the limit is %d", resp.ContentLength, c.cfg.MaxBytes)
 	}
-	return &limitedBody{ctx: ctx, body: resp.Body, left: c.cfg.MaxBytes, limit: c.cfg.MaxBytes}, nil
+	return &limitedBody{ctx: ctx, body: resp.Body, left: c.cfg.MaxBytes, limit: c.cfg.MaxBytes, counter: c.cfg.Downloaded}, nil
 }
 
 // classify turns a transport error into a Failure.
@@ -107,7 +110,7 @@ func classify(ctx context.Context, err error) error {
 	if f, ok := event.AsFailure(err); ok {
 		return f
 	}
-	var blocked *BlockedError
+	var blocked *netguard.BlockedError
 	if errors.As(err, &blocked) {
 		return &event.Failure{Code: event.CodeBlockedAddress, Message: "the source " + blocked.Error()}
 	}
@@ -136,6 +139,8 @@ type limitedBody struct {
 	body  io.ReadCloser
 	left  int64
 	limit int64
+	// counter, when not nil, counts the bytes read.
+	counter interface{ Add(float64) }
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
@@ -159,6 +164,9 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.body.Read(p)
 	b.left -= int64(n)
+	if b.counter != nil && n > 0 {
+		b.counter.Add(float64(n))
+	}
 	if err != nil && err != io.EOF {
 		err = classify(b.ctx, err)
 	}
