@@ -33,6 +33,7 @@ import (
 	"github.com/photopipe/photopipe/shared/deadletter"
 	"github.com/photopipe/photopipe/shared/health"
 	"github.com/photopipe/photopipe/shared/logging"
+	"github.com/photopipe/photopipe/shared/metrics"
 	"github.com/photopipe/photopipe/shared/outbox"
 	"github.com/photopipe/photopipe/shared/storage"
 )
@@ -44,6 +45,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ingest-api:", err)
 		os.Exit(1)
 	}
+}
+
+// photoStatuses are the statuses photopipe_photos always reports.
+var photoStatuses = []string{
+	string(database.StatusPending), string(database.StatusProcessing),
+	string(database.StatusCompleted), string(database.StatusFailed),
 }
 
 // run serves until ctx ends. When bound is not nil it receives the HTTP
@@ -117,7 +124,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	limiter := ginhttp.NewRateLimiter(cfg.RateLimitRPS, cfg.RateLimitBurst, cfg.RateLimitClients)
 	gin.SetMode(gin.ReleaseMode)
 	engine := gin.New()
-	engine.Use(gin.Recovery())
+	reg := metrics.New(bus.IngestAPI)
+	httpMetrics, err := metrics.NewHTTP(reg)
+	if err != nil {
+		return err
+	}
+	if err := metrics.NewPhotoStatuses(reg, photoStatuses, func(ctx context.Context) (map[string]int, error) {
+		photos, _, err := repo.CountByStatus(ctx)
+		return photos, err
+	}, 5*time.Second); err != nil {
+		return err
+	}
+	engine.Use(gin.Recovery(), ginhttp.Metrics(httpMetrics))
 	// Only these proxies' X-Forwarded-For is believed (none by default), so
 	// a client cannot pick the address it is rate-limited as.
 	if err := engine.SetTrustedProxies(cfg.TrustedProxies); err != nil {
@@ -138,6 +156,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		stores = s
 	}
 	ginhttp.NewJobsHandler(app.NewJobs(repo, stores, svc, cfg.MaxPhotosPerJob), log, cfg.MaxBodyBytes).Routes(engine)
+	// The dashboard, its read endpoints and the API docs (GET /openapi.json, /docs).
+	overview := app.NewOverview(repo, app.Limits{PageSize: cfg.PageSize, MaxPageSize: cfg.MaxPageSize}, time.Second)
+	ginhttp.NewDashboardHandler(overview, log).Routes(engine)
+	docs, err := ginhttp.NewDocs(ctx)
+	if err != nil {
+		return err
+	}
+	docs.Routes(engine)
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -167,7 +193,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return srv.Shutdown(sctx)
 	})
 	g.Go(func() error { return relay.Run(gctx, pub) })
-	g.Go(func() error { return health.Serve(gctx, cfg.HealthAddr, checks, nil) })
+	g.Go(func() error {
+		return health.Serve(gctx, cfg.HealthAddr, checks, nil, health.Route{Pattern: "/metrics", Handler: reg.Handler()})
+	})
 	log.InfoContext(ctx, "service started", slog.String("addr", ln.Addr().String()))
 	err = g.Wait()
 	log.InfoContext(context.WithoutCancel(ctx), "service stopped")

@@ -20,7 +20,7 @@ func TestAPIKeyFromEnvironment(t *testing.T) {
 		}))
 		env := map[string]string{"PHOTOPIPE_API": srv.URL, "PHOTOPIPE_API_KEY": key}
 		var out bytes.Buffer
-		err := run(t.Context(), []string{"dlq", "list"}, func(k string) string { return env[k] }, &out, srv.Client())
+		err := run(t.Context(), []string{"dlq", "list"}, func(k string) string { return env[k] }, nil, &out, srv.Client())
 		srv.Close()
 		require.NoError(t, err)
 		if key == "" {

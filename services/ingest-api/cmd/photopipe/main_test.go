@@ -64,7 +64,7 @@ func TestCLI(t *testing.T) {
 			t.Parallel()
 			srv, seen := fakeAPI(t)
 			var out bytes.Buffer
-			err := run(context.Background(), append([]string{"--api", srv.URL}, tc.args...), func(string) string { return "" }, &out, srv.Client())
+			err := run(context.Background(), append([]string{"--api", srv.URL}, tc.args...), func(string) string { return "" }, nil, &out, srv.Client())
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
 				return
@@ -97,6 +97,6 @@ func TestAPIFromEnvironment(t *testing.T) {
 			return srv.URL
 		}
 		return ""
-	}, &out, srv.Client()))
+	}, nil, &out, srv.Client()))
 	require.Len(t, *seen, 1)
 }

@@ -89,21 +89,24 @@ const authRealm = `Bearer realm="photopipe"`
 const clientKey = "photopipe.api_key_id"
 
 // WithAuth makes the handler require API keys (auth) and rate-limit
-// clients (limiter, nil for no limit) on every route but /healthz and
-// /readyz, admin routes registered on the same engine included.
+// clients (limiter, nil for no limit) on every route but /healthz,
+// /readyz and the web pages (openRoute), admin routes registered on the
+// same engine included.
 func (h *Handler) WithAuth(auth *Auth, limiter *RateLimiter) *Handler {
 	h.auth = auth
 	h.limiter = limiter
 	return h
 }
 
-// openRoute reports whether a route is served without a key (probes).
+// openRoute reports whether a route is served without a key: probes, and
+// the web pages, their assets and the API document (dashboard.go), which
+// hold no data.
 func openRoute(c *gin.Context) bool {
 	switch c.FullPath() {
 	case "/healthz", "/readyz":
 		return true
 	}
-	return false
+	return webRoute(c.FullPath())
 }
 
 // adminRoute reports whether a request is for the admin endpoints, by its
