@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer pub.Close()
 	relay := outbox.NewRelay(db, log, cfg.OutboxBatch, cfg.Bus.PublishChannels, cfg.OutboxPollInterval)
 	repo := postgres.New(db, relay.Notify)
-	uploads := app.NewUploads(repo, store, cfg.Presets, cfg.MaxPhotosPerCall)
+	uploads := app.NewUploads(repo, store, cfg.Presets, cfg.MaxPhotosPerCall, cfg.MaxURLLength)
 	svc := app.NewService(repo, store, cfg.Presets, app.Limits{
 		MaxPhotos: cfg.MaxPhotosPerCall, MaxURLLength: cfg.MaxURLLength,
 		PageSize: cfg.PageSize, MaxPageSize: cfg.MaxPageSize,

@@ -136,7 +136,7 @@ func requireSigned(t *testing.T, rcv *flakyReceiver, path string) []byte {
 	return got[0].Body
 }
 
-// TestCallbacks: a photo and a job with a callback URL each get a signed
+// TestCallbacks: a photo, an uploaded photo and a job with a callback URL each get a signed
 // POST when they finish, retried through a 500 and a timeout until the
 // receiver accepts, and GET shows the three tries.
 func TestCallbacks(t *testing.T) {
@@ -160,6 +160,15 @@ func TestCallbacks(t *testing.T) {
 	}, &created))
 	require.Len(t, created.Photos, 1)
 	photoID := created.Photos[0].UUID
+
+	var uploaded struct {
+		Photos []struct {
+			UUID string `json:"uuid"`
+		} `json:"photos"`
+	}
+	require.Equal(t, http.StatusAccepted, postMultipart(t, api+"/photos/upload", &uploaded,
+		filePart("upload.jpg", encodeJPEG(t, 200, 100)), part{field: "callback_url", data: []byte(rcv.URL + "/upload")}))
+	require.Len(t, uploaded.Photos, 1)
 
 	var job struct {
 		JobID string `json:"job_id"`
@@ -186,6 +195,13 @@ func TestCallbacks(t *testing.T) {
 	require.Equal(t, 320, photoBody.Results[0].Width)
 	require.Equal(t, "/files/"+photoBody.Results[0].Path, photoBody.Results[0].FileURL)
 	require.Empty(t, photoBody.Errors)
+
+	requireThreeTries(t, waitCallback(t, api+"/photos/"+uploaded.Photos[0].UUID), rcv.URL+"/upload")
+	var uploadBody callback.Photo
+	require.NoError(t, json.Unmarshal(requireSigned(t, rcv, "/upload"), &uploadBody))
+	require.Equal(t, uploaded.Photos[0].UUID, uploadBody.ID)
+	require.Equal(t, "completed", uploadBody.Status)
+	require.Len(t, uploadBody.Results, 1)
 
 	requireThreeTries(t, waitCallback(t, api+"/jobs/"+job.JobID), rcv.URL+"/job")
 	var jobBody callback.Job

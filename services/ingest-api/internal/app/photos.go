@@ -216,9 +216,13 @@ func (s *Service) RegisterPhotos(ctx context.Context, reg Registration, correlat
 	return s.repo.Create(ctx, photos, process, correlationID)
 }
 
-func (s *Service) checkURL(raw string) error {
-	if len(raw) > s.limits.MaxURLLength {
-		return fmt.Errorf("longer than %d characters", s.limits.MaxURLLength)
+func (s *Service) checkURL(raw string) error { return checkURL(raw, s.limits.MaxURLLength) }
+
+// checkURL accepts an absolute http or https URL with a host, at most
+// maxLen long.
+func checkURL(raw string, maxLen int) error {
+	if len(raw) > maxLen {
+		return fmt.Errorf("longer than %d characters", maxLen)
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -239,10 +243,14 @@ func (s *Service) checkURL(raw string) error {
 // called is decided when it is called (the recorder's network guard, the
 // same rules as downloads).
 func (s *Service) checkCallbackURL(raw string) error {
+	return checkCallbackURL(raw, s.limits.MaxURLLength)
+}
+
+func checkCallbackURL(raw string, maxLen int) error {
 	if raw == "" {
 		return nil
 	}
-	if err := s.checkURL(raw); err != nil {
+	if err := checkURL(raw, maxLen); err != nil {
 		return invalid("invalid_callback_url", "callback_url: %v", err)
 	}
 	return nil

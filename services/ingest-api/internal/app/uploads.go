@@ -31,6 +31,7 @@ type NewUpload struct {
 	ContentType string // detected from the bytes
 	Bytes       int64
 	Renditions  []string
+	CallbackURL string
 }
 
 // UploadRepository registers stored uploads and requests their processing
@@ -46,12 +47,22 @@ type Uploads struct {
 	store    storage.Store
 	presets  rendition.Presets
 	maxFiles int
+	maxURL   int
 }
 
 // NewUploads returns the upload use case; maxFiles bounds the files of one
-// request.
-func NewUploads(repo UploadRepository, store storage.Store, presets rendition.Presets, maxFiles int) *Uploads {
-	return &Uploads{repo: repo, store: store, presets: presets, maxFiles: maxFiles}
+// request, maxURLLength a callback URL.
+func NewUploads(repo UploadRepository, store storage.Store, presets rendition.Presets, maxFiles, maxURLLength int) *Uploads {
+	return &Uploads{repo: repo, store: store, presets: presets, maxFiles: maxFiles, maxURL: maxURLLength}
+}
+
+// UploadOptions are what a request asks of all its files.
+type UploadOptions struct {
+	// Renditions to make; none means the default (thumb).
+	Renditions []string
+	// CallbackURL, when set, receives a signed POST when each photo's
+	// processing ends.
+	CallbackURL string
 }
 
 // UploadBatch collects the files of one request. Files are stored as they
@@ -99,20 +110,25 @@ func (b *UploadBatch) Add(ctx context.Context, filename string, r io.Reader) (Ne
 	return up, nil
 }
 
-// Commit registers every stored file as a photo with the renditions
-// (default thumb) and requests its processing. On error the stored files
-// are deleted.
-func (b *UploadBatch) Commit(ctx context.Context, renditions []string, correlationID string) ([]Photo, error) {
+// Commit registers every stored file as a photo with the options'
+// renditions (default thumb) and callback, and requests its processing. On
+// error the stored files are deleted.
+func (b *UploadBatch) Commit(ctx context.Context, opts UploadOptions, correlationID string) ([]Photo, error) {
 	if len(b.files) == 0 {
 		return nil, invalid("no_files", "no files in the request; send them as multipart/form-data file fields")
 	}
-	names, err := b.u.presets.Check(renditions)
+	names, err := b.u.presets.Check(opts.Renditions)
 	if err != nil {
 		b.Abort(ctx)
 		return nil, invalid("unknown_rendition", "%v", err)
 	}
+	if err := checkCallbackURL(opts.CallbackURL, b.u.maxURL); err != nil {
+		b.Abort(ctx)
+		return nil, err
+	}
 	for i := range b.files {
 		b.files[i].Renditions = names
+		b.files[i].CallbackURL = opts.CallbackURL
 	}
 	photos, err := b.u.repo.CreateUploads(ctx, b.files, correlationID)
 	if err != nil {

@@ -52,7 +52,7 @@ func newUploads(tb testing.TB, maxFiles int) (*app.Uploads, *fakeUploadRepo, str
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = store.Close() })
 	repo := &fakeUploadRepo{}
-	return app.NewUploads(repo, store, rendition.DefaultPresets(), maxFiles), repo, dir
+	return app.NewUploads(repo, store, rendition.DefaultPresets(), maxFiles, 2048), repo, dir
 }
 
 // files lists the regular files under dir, relative to it.
@@ -82,7 +82,7 @@ func TestUploadBatchCommit(t *testing.T) {
 	doc, err := b.Add(ctx, `C:\scans\..\report.pdf`, bytes.NewReader(pdfHead))
 	require.NoError(t, err)
 
-	photos, err := b.Commit(ctx, []string{"preview", "thumb", "preview"}, "corr-1")
+	photos, err := b.Commit(ctx, app.UploadOptions{Renditions: []string{"preview", "thumb", "preview"}}, "corr-1")
 	require.NoError(t, err)
 	require.Len(t, photos, 3)
 	require.Equal(t, "corr-1", repo.correlationID)
@@ -120,7 +120,7 @@ func TestUploadBatchDefaultsToThumb(t *testing.T) {
 	b := u.Begin()
 	_, err := b.Add(context.Background(), "a.jpg", bytes.NewReader(jpegHead))
 	require.NoError(t, err)
-	_, err = b.Commit(context.Background(), nil, "")
+	_, err = b.Commit(context.Background(), app.UploadOptions{}, "")
 	require.NoError(t, err)
 	require.Equal(t, []string{rendition.Default}, repo.got[0].Renditions)
 }
@@ -206,7 +206,7 @@ func TestUploadBatchRefusals(t *testing.T) {
 				}
 			}
 			if err == nil {
-				_, err = b.Commit(ctx, tc.renditions, "")
+				_, err = b.Commit(ctx, app.UploadOptions{Renditions: tc.renditions}, "")
 			} else {
 				b.Abort(ctx)
 			}
@@ -216,4 +216,33 @@ func TestUploadBatchRefusals(t *testing.T) {
 			require.Empty(t, repo.got)
 		})
 	}
+}
+
+func TestUploadBatchCallbackURL(t *testing.T) {
+	t.Parallel()
+	u, repo, dir := newUploads(t, 10)
+	ctx := context.Background()
+
+	b := u.Begin()
+	_, err := b.Add(ctx, "a.jpg", bytes.NewReader(jpegHead))
+	require.NoError(t, err)
+	_, err = b.Add(ctx, "b.jpg", bytes.NewReader(jpegHead))
+	require.NoError(t, err)
+	_, err = b.Commit(ctx, app.UploadOptions{CallbackURL: "https://hooks.example.com/photopipe"}, "")
+	require.NoError(t, err)
+	require.Len(t, repo.got, 2)
+	for _, up := range repo.got {
+		require.Equal(t, "https://hooks.example.com/photopipe", up.CallbackURL)
+	}
+
+	for _, bad := range []string{"ftp://hooks.example.com/x", "/relative", "http://", "https://hooks.example.com/" + strings.Repeat("a", 2048)} {
+		b := u.Begin()
+		_, err := b.Add(ctx, "c.jpg", bytes.NewReader(jpegHead))
+		require.NoError(t, err)
+		_, err = b.Commit(ctx, app.UploadOptions{CallbackURL: bad}, "")
+		var invalid *app.InvalidError
+		require.ErrorAs(t, err, &invalid, bad)
+		require.Equal(t, "invalid_callback_url", invalid.Code)
+	}
+	require.Len(t, files(t, dir), 2, "the refused batches' files are deleted")
 }

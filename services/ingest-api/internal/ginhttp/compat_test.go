@@ -82,7 +82,7 @@ func newTestAPI(tb testing.TB, maxUpload int64) *testAPI {
 	engine := gin.New()
 	ok := func(c *gin.Context) { c.Status(http.StatusOK) }
 	NewHandler(svc, slog.New(slog.DiscardHandler), 1<<20).
-		WithUploads(app.NewUploads(repo, store, presets, 10), maxUpload).Routes(engine, ok, ok)
+		WithUploads(app.NewUploads(repo, store, presets, 10, 2048), maxUpload).Routes(engine, ok, ok)
 	srv := httptest.NewServer(engine)
 	tb.Cleanup(srv.Close)
 	return &testAPI{srv: srv, repo: repo, store: store}

@@ -70,7 +70,7 @@ func (h *Handler) compatUpload(c *gin.Context) {
 		c.JSON(http.StatusUnprocessableEntity, detailBody{Detail: "send exactly one file in the multipart field \"file\""})
 		return
 	}
-	photos, err := batch.Commit(c.Request.Context(), []string{compatResized, compatThumbnail}, bus.CorrelationID(c.Request.Context()))
+	photos, err := batch.Commit(c.Request.Context(), app.UploadOptions{Renditions: []string{compatResized, compatThumbnail}}, bus.CorrelationID(c.Request.Context()))
 	if err != nil {
 		h.respondDetail(c, err)
 		return

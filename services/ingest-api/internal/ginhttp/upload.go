@@ -146,9 +146,18 @@ func splitList(values ...string) []string {
 	return out
 }
 
+// lastValue is the last of a form field's values, else fallback.
+func lastValue(values []string, fallback string) string {
+	if len(values) > 0 {
+		return strings.TrimSpace(values[len(values)-1])
+	}
+	return fallback
+}
+
 // uploadPhotos is POST /photos/upload: multipart/form-data with one or more
-// files (any field name) and an optional "renditions" field (repeated or
-// comma-separated; also ?renditions=). Every file becomes a photo whose
+// files (any field name), an optional "renditions" field (repeated or
+// comma-separated; also ?renditions=) and an optional "callback_url" (also
+// ?callback_url=). Every file becomes a photo whose
 // processing is requested at once; the answer is 202 with the photos.
 func (h *Handler) uploadPhotos(c *gin.Context) {
 	batch, _, fields, err := h.receiveUpload(c, func(string) bool { return true })
@@ -157,7 +166,8 @@ func (h *Handler) uploadPhotos(c *gin.Context) {
 		return
 	}
 	renditions := splitList(append(fields["renditions"], c.QueryArray("renditions")...)...)
-	photos, err := batch.Commit(c.Request.Context(), renditions, bus.CorrelationID(c.Request.Context()))
+	opts := app.UploadOptions{Renditions: renditions, CallbackURL: lastValue(fields["callback_url"], c.Query("callback_url"))}
+	photos, err := batch.Commit(c.Request.Context(), opts, bus.CorrelationID(c.Request.Context()))
 	if err != nil {
 		h.respondUploadError(c, err)
 		return

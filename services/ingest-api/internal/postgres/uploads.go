@@ -27,6 +27,9 @@ func (r *Repository) CreateUploads(ctx context.Context, uploads []app.NewUpload,
 			Filename: u.Filename, OriginalKey: &u.Key, ContentType: &u.ContentType, Bytes: &u.Bytes,
 			CreatedAt: now, UpdatedAt: now,
 		}
+		if u.CallbackURL != "" {
+			rows[i].CallbackURL = &u.CallbackURL
+		}
 	}
 	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.CreateInBatches(&rows, 500).Error; err != nil {
