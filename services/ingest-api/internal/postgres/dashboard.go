@@ -80,8 +80,8 @@ func (r *Repository) RecentPhotos(ctx context.Context, statuses []string, before
 }
 
 // RecentJobs returns the newest jobs (in status, when not ""), before the
-// cursor job. The jobs table has a row per batch, not per photo, so it is
-// small enough to read without an index on its status.
+// cursor job, from the (status, created_at) and created_at indexes
+// (migration 00005).
 func (r *Repository) RecentJobs(ctx context.Context, status string, before string, limit int) ([]app.JobSummary, error) {
 	q := r.db.WithContext(ctx).Model(&database.Job{})
 	if status != "" {
