@@ -129,9 +129,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	// Counting photos per status is shared by the gauge and the dashboard:
+	// one count per second at most, less often when counting is slow.
+	overview := app.NewOverview(repo, app.Limits{PageSize: cfg.PageSize, MaxPageSize: cfg.MaxPageSize}, time.Second)
 	if err := metrics.NewPhotoStatuses(reg, photoStatuses, func(ctx context.Context) (map[string]int, error) {
-		photos, _, err := repo.CountByStatus(ctx)
-		return photos, err
+		c, err := overview.Counts(ctx)
+		return c.Photos, err
 	}, 5*time.Second); err != nil {
 		return err
 	}
@@ -157,7 +160,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	ginhttp.NewJobsHandler(app.NewJobs(repo, stores, svc, cfg.MaxPhotosPerJob), log, cfg.MaxBodyBytes).Routes(engine)
 	// The dashboard, its read endpoints and the API docs (GET /openapi.json, /docs).
-	overview := app.NewOverview(repo, app.Limits{PageSize: cfg.PageSize, MaxPageSize: cfg.MaxPageSize}, time.Second)
 	ginhttp.NewDashboardHandler(overview, log).Routes(engine)
 	docs, err := ginhttp.NewDocs(ctx)
 	if err != nil {

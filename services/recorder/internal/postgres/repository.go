@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/photopipe/photopipe/services/recorder/internal/app"
+	"github.com/photopipe/photopipe/shared/bus"
 	"github.com/photopipe/photopipe/shared/callback"
 	"github.com/photopipe/photopipe/shared/database"
 	"github.com/photopipe/photopipe/shared/event"
@@ -70,6 +71,10 @@ type finalRow struct {
 const advances = `(status_attempt < @attempt OR (status_attempt = @attempt AND
 	(CASE status WHEN 'pending' THEN 0 WHEN 'processing' THEN 1 ELSE 2 END) < @rank))`
 
+// staleMark is true when the photo's dead-letter mark is older than an
+// original of attempt @attempt: of an older attempt, or the downloader's.
+const staleMark = `(status_attempt < @attempt OR dead_letter_service = @downloader)`
+
 // MarkProcessing moves the photo to processing.
 func (r *Repository) MarkProcessing(ctx context.Context, e *event.PhotoRequested) (bool, error) {
 	res := r.db.WithContext(ctx).Exec(`UPDATE photos
@@ -94,10 +99,16 @@ func (r *Repository) RecordOriginal(ctx context.Context, e *event.PhotoDownloade
 		    failure_message = CASE WHEN `+advances+` THEN NULL ELSE failure_message END,
 		    status_attempt = GREATEST(status_attempt, @attempt),
 		    updated_at = now(),
-		    dead_letter_service = NULL, dead_letter_queue = NULL, dead_letter_reason = NULL, dead_lettered_at = NULL
+		    -- The download succeeded: a mark of the downloader's (a replayed
+		    -- message) or of an older attempt is stale; a later stage's mark
+		    -- that arrived first is not.
+		    dead_letter_service = CASE WHEN `+staleMark+` THEN NULL ELSE dead_letter_service END,
+		    dead_letter_queue = CASE WHEN `+staleMark+` THEN NULL ELSE dead_letter_queue END,
+		    dead_letter_reason = CASE WHEN `+staleMark+` THEN NULL ELSE dead_letter_reason END,
+		    dead_lettered_at = CASE WHEN `+staleMark+` THEN NULL ELSE dead_lettered_at END
 		WHERE uuid = @id AND status_attempt <= @attempt`,
 		map[string]any{
-			"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusProcessing.Rank(),
+			"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusProcessing.Rank(), "downloader": bus.Downloader,
 			"key": e.OriginalKey, "ct": e.ContentType, "bytes": e.Bytes, "filename": e.Filename,
 			"w": e.Width, "h": e.Height,
 		})
@@ -212,9 +223,15 @@ func (r *Repository) Fail(ctx context.Context, e *event.PhotoFailed) (bool, erro
 // MarkDeadLettered records that a message about the photo waits in a
 // dead-letter queue, unless the photo already finished that attempt.
 func (r *Repository) MarkDeadLettered(ctx context.Context, e *event.PhotoDeadLettered) (bool, error) {
+	// The mark may arrive before the recorder has seen the attempt start
+	// (its PhotoRequested is in flight): the attempt is then under way, so
+	// the photo moves to it as processing, and the late PhotoRequested no
+	// longer moves it (nor clears the mark).
 	res := r.db.WithContext(ctx).Exec(`UPDATE photos
 		SET dead_letter_service = @service, dead_letter_queue = @queue, dead_letter_reason = @reason,
-		    dead_lettered_at = now(), updated_at = now()
+		    dead_lettered_at = now(), updated_at = now(),
+		    status = CASE WHEN status_attempt < @attempt THEN 'processing'::photo_status ELSE status END,
+		    status_attempt = GREATEST(status_attempt, @attempt)
 		WHERE uuid = @id AND status_attempt <= @attempt
 		  AND NOT (status_attempt = @attempt AND status IN ('completed', 'failed'))`,
 		map[string]any{"id": e.PhotoID, "attempt": e.Attempt, "service": e.Service, "queue": e.Queue, "reason": e.Reason})

@@ -196,3 +196,50 @@ func TestDeadLetterMark(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, ok)
 }
+
+// TestDeadLetterMarkOutOfOrder: the recorder handles events concurrently,
+// so a dead-letter mark can be recorded before the event it follows. The
+// mark must survive the late event, and only the event that proves the
+// dead-lettered message was replayed clears it.
+func TestDeadLetterMarkOutOfOrder(t *testing.T) {
+	db := openDB(t)
+	repo := postgres.New(db, func() {}, func() {})
+	ctx := context.Background()
+	dl := func(id, service string) *event.PhotoDeadLettered {
+		return &event.PhotoDeadLettered{Header: event.NewHeader(id, 1), Service: service, Queue: service, Reason: "broken"}
+	}
+	downloaded := func(id string) *event.PhotoDownloaded {
+		return &event.PhotoDownloaded{Header: event.NewHeader(id, 1), OriginalKey: "originals/" + id + "/a.jpg",
+			ContentType: "image/jpeg", Bytes: 10, Filename: "a.jpg"}
+	}
+	requested := &event.PhotoRequested{}
+
+	// The downloader dead-letters before the recorder saw PhotoRequested.
+	id := newPhoto(t, db, 1)
+	_, err := repo.MarkDeadLettered(ctx, dl(id, "downloader"))
+	require.NoError(t, err)
+	requested.Header = event.NewHeader(id, 1)
+	_, err = repo.MarkProcessing(ctx, requested)
+	require.NoError(t, err)
+	p := load(t, db, id)
+	require.Equal(t, database.StatusProcessing, p.Status)
+	require.NotNil(t, p.DeadLetterService, "the late PhotoRequested keeps the mark")
+	// Replayed, the download succeeds: the downloader's mark is cleared.
+	_, err = repo.RecordOriginal(ctx, downloaded(id))
+	require.NoError(t, err)
+	require.Nil(t, load(t, db, id).DeadLetterService)
+
+	// The resizer dead-letters before the recorder saw PhotoDownloaded.
+	id = newPhoto(t, db, 1)
+	requested.Header = event.NewHeader(id, 1)
+	_, err = repo.MarkProcessing(ctx, requested)
+	require.NoError(t, err)
+	_, err = repo.MarkDeadLettered(ctx, dl(id, "resizer"))
+	require.NoError(t, err)
+	_, err = repo.RecordOriginal(ctx, downloaded(id))
+	require.NoError(t, err)
+	p = load(t, db, id)
+	require.NotNil(t, p.DeadLetterService, "the late PhotoDownloaded keeps the resizer's mark")
+	require.Equal(t, "resizer", *p.DeadLetterService)
+	require.Equal(t, "originals/"+id+"/a.jpg", *p.OriginalKey)
+}
