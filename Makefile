@@ -9,7 +9,11 @@ MODULES   = $(shell $(GO) list -m -f '{{.Dir}}')
 
 all: build
 
-build: $(addprefix bin/,$(SERVICES))
+build: $(addprefix bin/,$(SERVICES)) bin/photopipe
+
+# The command line (photopipe submit, photopipe dlq).
+bin/photopipe: FORCE
+	$(BUILD) -o $@ ./services/ingest-api/cmd/photopipe
 
 bin/%: FORCE
 	$(BUILD) -o $@ ./services/$*
@@ -34,7 +38,8 @@ test: deps
 # decoding, storage keys. Each runs for FUZZTIME; what it finds that fails is
 # kept in the package's testdata/fuzz and replayed by every go test.
 FUZZ_TARGETS := ./shared/storage:FuzzCleanKey ./shared/storage:FuzzLocalKeys ./shared/imagetype:FuzzDetect \
-	./services/resizer/internal/imaging:FuzzDecode \
+	./services/resizer/internal/imaging:FuzzDecode ./services/resizer/internal/imaging:FuzzRenderImage \
+	./services/resizer/internal/jpegscale:FuzzDecodeScaled \
 	./services/ingest-api/internal/ginhttp:FuzzCreatePhotos ./services/ingest-api/internal/ginhttp:FuzzProcessPhotos
 FUZZTIME ?= 5s
 
@@ -64,6 +69,9 @@ down:
 clean:
 	rm -rf bin var
 
-# Benchmarks: the whole pipeline through the real services (photos/s, p50/p99).
+# Benchmarks (scripts/bench.sh): thumbnails against Pillow, vipsthumbnail and
+# ImageMagick on real photos it fetches (cached in ~/.cache/photopipe), the
+# resizer's peak RSS, the pipeline end to end and the ingest-api under load;
+# report in bench/out/report.md and .json. BENCH_E2E=0: thumbnails only.
 bench: deps
-	cd tests/e2e && $(GO) test -run '^$$' -bench . -benchtime 1000x -timeout 30m .
+	@bash scripts/bench.sh

@@ -20,6 +20,7 @@ import (
 	"github.com/photopipe/photopipe/shared/bus"
 	"github.com/photopipe/photopipe/shared/health"
 	"github.com/photopipe/photopipe/shared/logging"
+	"github.com/photopipe/photopipe/shared/metrics"
 	"github.com/photopipe/photopipe/shared/storage"
 	"github.com/photopipe/photopipe/shared/worker"
 )
@@ -61,11 +62,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer pdf.Close()
+	reg := metrics.New(bus.Resizer)
+	stages, err := metrics.NewStages(reg)
+	if err != nil {
+		return err
+	}
 	return worker.Run(ctx, worker.Options{
 		Service: bus.Resizer, Bus: cfg.Bus, Workers: cfg.Workers, HealthAddr: cfg.HealthAddr, Log: log,
+		Metrics: reg,
 		Handlers: func(events *cqrs.EventBus) ([]cqrs.EventHandler, error) {
 			r := app.New(store, events, log, cfg.Presets, imaging.Limits{MaxPixels: cfg.MaxPixels}).WithPDF(app.PDFOptions{
 				Renderer: pdf, DPI: cfg.PDFDPI, MaxPages: cfg.PDFMaxPages, Timeout: cfg.PDFTimeout,
+			})
+			r = r.WithTimings(func(t imaging.Timings) {
+				stages.Observe(metrics.StageDecode, t.Decode)
+				stages.Observe(metrics.StageResize, t.Resize)
+				stages.Observe(metrics.StageEncode, t.Encode)
 			})
 			if cfg.SimulateGPUTime {
 				r = r.WithSimulatedGPU(app.Sleep)

@@ -13,10 +13,10 @@ import (
 )
 
 // BenchmarkEndToEndTiny measures the pipeline's own overhead: 64x48 JPEGs.
-func BenchmarkEndToEndTiny(b *testing.B) { benchEndToEnd(b, 64, 48, 1, 0) }
+func BenchmarkEndToEndTiny(b *testing.B) { benchEndToEnd(b, encodeJPEG(b, 64, 48), 1, 0) }
 
 // BenchmarkEndToEndSmall uses 640x480 JPEGs: resizing starts to count.
-func BenchmarkEndToEndSmall(b *testing.B) { benchEndToEnd(b, 640, 480, 1, 0) }
+func BenchmarkEndToEndSmall(b *testing.B) { benchEndToEnd(b, encodeJPEG(b, 640, 480), 1, 0) }
 
 // BenchmarkResizerReplicas runs 1, 2 and 3 resizer replicas of one worker
 // each on 1600x1200 JPEGs, large enough that resizing is the bottleneck:
@@ -24,18 +24,18 @@ func BenchmarkEndToEndSmall(b *testing.B) { benchEndToEnd(b, 640, 480, 1, 0) }
 // used up).
 func BenchmarkResizerReplicas(b *testing.B) {
 	for _, n := range []int{1, 2, 3} {
-		b.Run(fmt.Sprintf("resizers=%d", n), func(b *testing.B) { benchEndToEnd(b, 1600, 1200, n, 1) })
+		b.Run(fmt.Sprintf("resizers=%d", n), func(b *testing.B) { benchEndToEnd(b, encodeJPEG(b, 1600, 1200), n, 1) })
 	}
 }
 
-// benchEndToEnd pushes b.N w x h photos through the real services, RabbitMQ
+// benchEndToEnd pushes b.N copies of the JPEG img through the real services, RabbitMQ
 // and Postgres, with `resizers` resizer replicas of resizerWorkers workers
 // each (0: the default, one per CPU), and reports photos/s and the latency
 // from request to completed (p50, p99). All photos are sent at once, so
-// latency includes queueing. Run it with make bench.
-func benchEndToEnd(b *testing.B, w, h, resizers, resizerWorkers int) {
+// latency includes queueing. Run it with make bench. It returns photos/s.
+func benchEndToEnd(b *testing.B, img []byte, resizers, resizerWorkers int) float64 {
 	env := NewEnv(b)
-	src := ImageServer(b, map[string][]byte{"small.jpg": encodeJPEG(b, w, h)})
+	src := ImageServer(b, map[string][]byte{"small.jpg": img})
 	env.APIAddr = FreeAddr(b)
 	env.Start("ingest-api", "HTTP_ADDR="+env.APIAddr)
 	env.Start("recorder")
@@ -54,6 +54,7 @@ func benchEndToEnd(b *testing.B, w, h, resizers, resizerWorkers int) {
 	defer conn.Close(ctx)
 
 	b.ResetTimer()
+	cpuBefore := readCPU(env)
 	start := time.Now()
 	for sent := 0; sent < b.N; {
 		n := min(500, b.N-sent)
@@ -76,6 +77,7 @@ func benchEndToEnd(b *testing.B, w, h, resizers, resizerWorkers int) {
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
+	reportCPU(b, cpuBefore, readCPU(env), b.N)
 
 	var failed int
 	require.NoError(b, conn.QueryRow(ctx, "SELECT count(*) FROM photos WHERE status = 'failed'").Scan(&failed))
@@ -85,7 +87,9 @@ func benchEndToEnd(b *testing.B, w, h, resizers, resizerWorkers int) {
 	lat, err := pgx.CollectRows(rows, pgx.RowTo[float64])
 	require.NoError(b, err)
 	sort.Float64s(lat)
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "photos/s")
+	rate := float64(b.N) / elapsed.Seconds()
+	b.ReportMetric(rate, "photos/s")
 	b.ReportMetric(lat[len(lat)/2]*1000, "p50-ms")
 	b.ReportMetric(lat[len(lat)*99/100]*1000, "p99-ms")
+	return rate
 }

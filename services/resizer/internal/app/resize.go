@@ -38,6 +38,8 @@ type Resizer struct {
 	pdf     PDFOptions
 	// gpuSleep, when set, adds simulated GPU time to every image.
 	gpuSleep func(ctx context.Context, d time.Duration) error
+	// timings, when set, receives every image's stage durations.
+	timings func(imaging.Timings)
 }
 
 // New returns a Resizer rendering presets within limits.
@@ -114,24 +116,24 @@ func (r *Resizer) renderImage(ctx context.Context, e *event.PhotoDownloaded, obj
 	if err != nil {
 		return nil, err
 	}
-	img, err := imaging.Decode(obj, r.limits)
+	res, err := imaging.RenderImage(obj, presets, o, r.limits)
 	if err != nil {
 		return nil, err
 	}
-	b := img.Bounds()
+	r.observeTimings(ctx, res)
 	out := &event.ThumbnailCreated{
 		Header: event.NewHeader(e.PhotoID, e.Attempt),
-		Width:  b.Dx(), Height: b.Dy(), Pages: 1,
+		Width:  res.Width, Height: res.Height, Pages: 1,
 	}
-	if o.SwapsAxes() { // report the size as shown
-		out.Width, out.Height = out.Height, out.Width
-	}
-	for _, p := range presets {
-		rd, err := r.store1(ctx, e.PhotoID, p, imaging.RenderOriented(img, p, o), 0)
+	for _, rd := range res.Renditions {
+		key := storage.RenditionKey(e.PhotoID, rd.Preset.Name, 0, rd.Preset.Extension())
+		n, err := r.store.Put(ctx, key, bytes.NewReader(rd.Data))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("store rendition: %w", err)
 		}
-		out.Renditions = append(out.Renditions, rd)
+		out.Renditions = append(out.Renditions, event.Rendition{
+			Name: rd.Preset.Name, Key: key, Width: rd.Width, Height: rd.Height, Format: rd.Preset.Format, Bytes: n,
+		})
 	}
 	return out, nil
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/photopipe/photopipe/shared/event"
 	"github.com/photopipe/photopipe/shared/imagetype"
+	"github.com/photopipe/photopipe/shared/rendition"
 )
 
 // fuzzMaxPixels keeps each decode small, so the fuzzer spends its time on
@@ -176,4 +177,37 @@ func TestDecodeRefusesPixelBombsFromTheHeader(t *testing.T) {
 		fl, ok := event.AsFailure(err)
 		require(ok && fl.Code == event.CodePixelLimit, "got %v, want pixel_limit", err)
 	}
+}
+
+// FuzzRenderImage runs the whole thumbnail path on untrusted files: JPEGs
+// are decoded at a reduced scale (jpegscale), then box pre-shrink,
+// Lanczos3 and encoding. Nothing panics, refusals are Failures with a
+// decoding code, and every rendition has the size the preset gives the
+// original.
+func FuzzRenderImage(f *testing.F) {
+	for _, s := range decodeSeeds(f) {
+		f.Add(s, uint8(0))
+	}
+	codes := map[string]bool{event.CodeUnsupportedFormat: true, event.CodeDecodeError: true, event.CodePixelLimit: true}
+	presets := []rendition.Preset{
+		{Name: "t", Width: 16, Height: 16, Mode: rendition.Fit, Format: "jpeg", Quality: 80},
+		{Name: "c", Width: 5, Height: 7, Mode: rendition.Crop, Format: "png"},
+	}
+	f.Fuzz(func(t *testing.T, data []byte, orient uint8) {
+		watchdog := time.AfterFunc(fuzzHang, func() { panic(fmt.Sprintf("rendering %d bytes took over %s", len(data), fuzzHang)) })
+		defer watchdog.Stop()
+		o := imagetype.Orientation(orient % 9)
+		res, err := RenderImage(bytes.NewReader(data), presets, o, Limits{MaxPixels: fuzzMaxPixels})
+		if err != nil {
+			fl, ok := event.AsFailure(err)
+			if !ok || !codes[fl.Code] {
+				t.Fatalf("RenderImage failed with %v (%T), want a Failure with a decoding code", err, err)
+			}
+			return
+		}
+		w, h := rendition.FitSize(res.Width, res.Height, 16, 16)
+		if got := res.Renditions[0]; got.Width != w || got.Height != h {
+			t.Fatalf("thumbnail of %dx%d is %dx%d, want %dx%d", res.Width, res.Height, got.Width, got.Height, w, h)
+		}
+	})
 }

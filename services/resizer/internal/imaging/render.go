@@ -4,7 +4,6 @@ package imaging
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -33,21 +32,9 @@ type Limits struct {
 // grayscale), PNG, GIF (the first frame), WebP, BMP and TIFF are read. Its
 // errors are event Failures.
 func Decode(r io.ReadSeeker, lim Limits) (image.Image, error) {
-	cfg, format, err := image.DecodeConfig(r)
-	if errors.Is(err, image.ErrFormat) {
-		return nil, event.Fail(event.CodeUnsupportedFormat, "the image format is not supported")
-	}
+	_, format, err := readConfig(r, lim)
 	if err != nil {
-		return nil, event.Fail(event.CodeDecodeError, "read %s header: %v", format, err)
-	}
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, event.Fail(event.CodeDecodeError, "the image declares %dx%d pixels", cfg.Width, cfg.Height)
-	}
-	if px := int64(cfg.Width) * int64(cfg.Height); px > lim.MaxPixels {
-		return nil, event.Fail(event.CodePixelLimit, "%dx%d is %d pixels, the limit is %d", cfg.Width, cfg.Height, px, lim.MaxPixels)
-	}
-	if _, err := r.Seek(0, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("rewind image: %w", err)
+		return nil, err
 	}
 	img, _, err := image.Decode(r)
 	if err != nil {
@@ -59,15 +46,31 @@ func Decode(r io.ReadSeeker, lim Limits) (image.Image, error) {
 // Render scales img for preset p.
 func Render(img image.Image, p rendition.Preset) image.Image {
 	b := img.Bounds()
-	w, h := b.Dx(), b.Dy()
+	return renderFrom(img, b.Dx(), b.Dy(), p)
+}
+
+// renderFrom scales img, which shows a w x h original (img may be that
+// original reduced on load), for preset p: the output has the size the
+// preset gives the original. An integer box pre-shrink brings img to
+// about twice that size, and Lanczos3 does the rest.
+func renderFrom(img image.Image, w, h int, p rendition.Preset) image.Image {
 	if p.Mode == rendition.Crop {
-		return cropCentre(img, p.Width, p.Height)
+		return cropCentre(img, w, h, p.Width, p.Height)
 	}
 	nw, nh := rendition.FitSize(w, h, p.Width, p.Height)
-	if nw == w && nh == h {
+	if b := img.Bounds(); nw == b.Dx() && nh == b.Dy() {
 		return img
 	}
-	return resample(img, nw, nh)
+	return resample(boxShrink(img, nw, nh), nw, nh)
+}
+
+// needSize is the size preset p scales a w x h original to before any
+// crop: what the decoded image must (at least) resolve.
+func needSize(w, h int, p rendition.Preset) (int, int) {
+	if p.Mode == rendition.Crop {
+		return coverSize(w, h, p.Width, p.Height)
+	}
+	return rendition.FitSize(w, h, p.Width, p.Height)
 }
 
 // resample scales img to w x h with Lanczos3. nfnt/resize filters
@@ -99,11 +102,9 @@ func resample(img image.Image, w, h int) image.Image {
 	return out
 }
 
-// cropCentre scales img to cover tw x th (without upscaling) and cuts out
-// the centre; an image smaller than the box keeps its size on that side.
-func cropCentre(img image.Image, tw, th int) image.Image {
-	b := img.Bounds()
-	w, h := b.Dx(), b.Dy()
+// coverSize is the size a w x h image is scaled to (never up) so that it
+// covers tw x th; an image smaller than the box keeps its size on that side.
+func coverSize(w, h, tw, th int) (int, int) {
 	// Scale so that the smaller relative side matches the box.
 	sw, sh := w, h
 	if w*th >= h*tw { // relatively wider: height decides
@@ -115,9 +116,16 @@ func cropCentre(img image.Image, tw, th int) image.Image {
 		sw = tw
 		sh = max((h*tw+w/2)/w, th)
 	}
+	return sw, sh
+}
+
+// cropCentre scales img, which shows a w x h original, to cover tw x th
+// (without upscaling) and cuts out the centre.
+func cropCentre(img image.Image, w, h, tw, th int) image.Image {
+	sw, sh := coverSize(w, h, tw, th)
 	scaled := img
-	if sw != w || sh != h {
-		scaled = resample(img, sw, sh)
+	if b := img.Bounds(); sw != b.Dx() || sh != b.Dy() {
+		scaled = resample(boxShrink(img, sw, sh), sw, sh)
 	}
 	cw, ch := min(tw, sw), min(th, sh)
 	sb := scaled.Bounds()
