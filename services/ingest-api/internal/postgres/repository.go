@@ -4,7 +4,7 @@ package postgres
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -174,18 +174,42 @@ func (r *Repository) ListPending(ctx context.Context, after string, limit int) (
 
 // Get returns a photo with its renditions.
 func (r *Repository) Get(ctx context.Context, id string) (app.Photo, error) {
-	var p database.Photo
-	err := r.db.WithContext(ctx).
-		Preload("Thumbnails", func(db *gorm.DB) *gorm.DB { return db.Order("rendition, page") }).
-		Where("uuid = ?", id).Take(&p).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
+	// One round trip: the photo with its renditions aggregated as JSON
+	// (GET /photos/{id} is the API's most frequent request).
+	var row struct {
+		database.Photo `gorm:"embedded"`
+		ThumbnailsJSON []byte `gorm:"column:thumbnails_json"`
+	}
+	res := r.db.WithContext(ctx).Raw(`SELECT p.*,
+		    (SELECT json_agg(json_build_object('rendition', t.rendition, 'page', t.page, 'width', t.width,
+		        'height', t.height, 'url', t.url, 'format', t.format, 'bytes', t.bytes) ORDER BY t.rendition, t.page)
+		     FROM photo_thumbnails t WHERE t.photo_uuid = p.uuid) AS thumbnails_json
+		FROM photos p WHERE p.uuid = ?`, id).Scan(&row)
+	if res.Error != nil {
+		return app.Photo{}, fmt.Errorf("get photo %s: %w", id, res.Error)
+	}
+	if res.RowsAffected == 0 {
 		return app.Photo{}, fmt.Errorf("photo %s: %w", id, app.ErrNotFound)
 	}
-	if err != nil {
-		return app.Photo{}, fmt.Errorf("get photo %s: %w", id, err)
+	p := row.Photo
+	if len(row.ThumbnailsJSON) > 0 {
+		var ts []struct {
+			Rendition, URL, Format string
+			Page, Width, Height    int
+			Bytes                  int64
+		}
+		if err := json.Unmarshal(row.ThumbnailsJSON, &ts); err != nil {
+			return app.Photo{}, fmt.Errorf("get photo %s: renditions: %w", id, err)
+		}
+		p.Thumbnails = make([]database.Thumbnail, len(ts))
+		for i, t := range ts {
+			p.Thumbnails[i] = database.Thumbnail{PhotoUUID: p.UUID, Rendition: t.Rendition, Page: t.Page,
+				Width: t.Width, Height: t.Height, URL: t.URL, Format: t.Format, Bytes: t.Bytes}
+		}
 	}
 	out := toApp(p)
 	if p.CallbackURL != nil {
+		var err error
 		out.Callback, err = loadCallback(r.db.WithContext(ctx), database.CallbackKindPhoto, p.UUID, p.Attempt, *p.CallbackURL)
 		if err != nil {
 			return app.Photo{}, fmt.Errorf("get photo %s: %w", id, err)
