@@ -68,8 +68,9 @@ elif [ "${BENCH_E2E:-1}" != 0 ]; then
 	e2e_out=$out/e2e-bench.txt
 	: >"$e2e_out"
 	# 1,000 tiny and small photos, 200 large ones (a corpus photo), and
-	# the ingest-api under an open-loop load.
-	for spec in '^BenchmarkEndToEnd(Tiny|Small)$:1000x' '^BenchmarkEndToEndLarge$:200x' '^BenchmarkIngestAPILoad$:1x'; do
+	# the ingest-api under an open-loop load, and a 10,000-image job with
+	# GET /jobs/{id} and /api/status polled while it runs.
+	for spec in '^BenchmarkEndToEnd(Tiny|Small)$:1000x' '^BenchmarkEndToEndLarge$:200x' '^BenchmarkIngestAPILoad$:1x' '^BenchmarkJob10k$:1x'; do
 		(cd tests/e2e && PHOTOPIPE_CORPUS=$corpus go test -run '^$' -bench "${spec%:*}" -benchtime "${spec##*:}" -timeout 60m .) | tee -a "$e2e_out"
 	done
 fi
