@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 )
@@ -44,19 +43,10 @@ type JobResult struct {
 	FailureMessage string
 }
 
-// Job is a batch job as the API shows it.
+// Job is a batch job as the API shows it: its counters, failed groups,
+// a page of results and its callback.
 type Job struct {
-	ID           string
-	Kind         string
-	Status       string
-	CreatedAt    time.Time
-	CompletedAt  *time.Time
-	Total        int
-	Completed    int
-	Failed       int
-	Skipped      int
-	GroupsTotal  int
-	GroupsDone   int
+	JobSummary
 	FailedGroups []FailedGroup
 	Results      []JobResult
 	Callback     *Callback

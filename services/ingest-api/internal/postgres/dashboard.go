@@ -96,11 +96,15 @@ func (r *Repository) RecentJobs(ctx context.Context, status string, before strin
 	}
 	out := make([]app.JobSummary, len(rows))
 	for i, j := range rows {
-		out[i] = app.JobSummary{
-			ID: j.UUID, Kind: j.Kind, Status: string(j.Status), CreatedAt: j.CreatedAt, CompletedAt: j.CompletedAt,
-			Total: j.Total, Completed: j.Completed, Failed: j.Failed, Skipped: j.Skipped,
-			GroupsTotal: j.GroupsTotal, GroupsDone: j.GroupsFinished, GroupsFailed: j.GroupsFailed,
-		}
+		out[i] = jobSummary(j)
 	}
 	return out, nil
+}
+
+func jobSummary(j database.Job) app.JobSummary {
+	return app.JobSummary{
+		ID: j.UUID, Kind: j.Kind, Status: string(j.Status), CreatedAt: j.CreatedAt, CompletedAt: j.CompletedAt,
+		Total: j.Total, Completed: j.Completed, Failed: j.Failed, Skipped: j.Skipped,
+		GroupsTotal: j.GroupsTotal, GroupsDone: j.GroupsFinished, GroupsFailed: j.GroupsFailed,
+	}
 }

@@ -108,11 +108,7 @@ func (r *Repository) GetJob(ctx context.Context, id string, offset, limit int) (
 	if err != nil {
 		return app.Job{}, fmt.Errorf("read job: %w", err)
 	}
-	out := app.Job{
-		ID: j.UUID, Kind: j.Kind, Status: string(j.Status), CreatedAt: j.CreatedAt, CompletedAt: j.CompletedAt,
-		Total: j.Total, Completed: j.Completed, Failed: j.Failed, Skipped: j.Skipped,
-		GroupsTotal: j.GroupsTotal, GroupsDone: j.GroupsFinished, FailedGroups: []app.FailedGroup{}, Results: []app.JobResult{},
-	}
+	out := app.Job{JobSummary: jobSummary(j), FailedGroups: []app.FailedGroup{}, Results: []app.JobResult{}}
 	var failed []database.JobGroup
 	if err := db.Where("job_uuid = ? AND status = 'failed'", id).Order("group_key").Find(&failed).Error; err != nil {
 		return app.Job{}, fmt.Errorf("read failed groups: %w", err)
