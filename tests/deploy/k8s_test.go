@@ -328,6 +328,11 @@ func TestK8sDeployments(t *testing.T) {
 			require.Equal(t, "health", c.ReadinessProbe.HTTPGet.Port.String())
 			require.Equal(t, "/healthz", c.LivenessProbe.HTTPGet.Path)
 			require.Equal(t, "health", c.LivenessProbe.HTTPGet.Port.String())
+			// Prometheus scrapes /metrics where the health server serves it.
+			ann := d.Spec.Template.Annotations
+			require.Equal(t, "true", ann["prometheus.io/scrape"])
+			require.Equal(t, fmt.Sprint(health), ann["prometheus.io/port"])
+			require.Equal(t, "/metrics", ann["prometheus.io/path"])
 			if name == "ingest-api" {
 				require.Equal(t, ":"+fmt.Sprint(port(t, c, "http")), env["HTTP_ADDR"])
 			}
