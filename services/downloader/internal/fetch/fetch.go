@@ -43,21 +43,8 @@ type Client struct {
 
 // New returns a Client bounded by cfg.
 func New(cfg Config) *Client {
-	policy := netguard.Policy{Allowed: cfg.AllowedNetworks}
-	// The address check runs in Control, after DNS and before connect, on
-	// every address dialled: redirects and DNS rebinding cannot pass it.
-	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second, Control: policy.Control}
-	transport := &http.Transport{
-		// Never a proxy from the environment (HTTP_PROXY): the proxy would
-		// dial the source, where the address check cannot see.
-		Proxy:                  nil,
-		DialContext:            dialer.DialContext,
-		TLSHandshakeTimeout:    cfg.ConnectTimeout,
-		ResponseHeaderTimeout:  cfg.HeaderTimeout,
-		MaxIdleConnsPerHost:    8,
-		IdleConnTimeout:        90 * time.Second,
-		MaxResponseHeaderBytes: 64 << 10,
-	}
+	// Every address dialled is checked, redirects' included (netguard).
+	transport, dialer := netguard.Policy{Allowed: cfg.AllowedNetworks}.Transport(cfg.ConnectTimeout, cfg.HeaderTimeout, 8)
 	return &Client{cfg: cfg, dialer: dialer, http: &http.Client{
 		Transport: transport,
 		Timeout:   cfg.Timeout,

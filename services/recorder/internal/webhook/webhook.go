@@ -38,28 +38,17 @@ type Config struct {
 
 // Client sends callbacks; it implements app.Sender.
 type Client struct {
-	http   *http.Client
-	dialer *net.Dialer
-	cfg    Config
+	http *http.Client
+	cfg  Config
 }
 
 var _ app.Sender = (*Client)(nil)
 
 // New returns a Client bounded by cfg.
 func New(cfg Config) *Client {
-	policy := netguard.Policy{Allowed: cfg.AllowedNetworks}
-	// The address check runs on every address dialled, after DNS.
-	dialer := &net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second, Control: policy.Control}
-	transport := &http.Transport{
-		Proxy:                  nil, // a proxy would dial the target out of the guard's sight
-		DialContext:            dialer.DialContext,
-		TLSHandshakeTimeout:    cfg.Timeout,
-		ResponseHeaderTimeout:  cfg.Timeout,
-		MaxIdleConnsPerHost:    4,
-		IdleConnTimeout:        90 * time.Second,
-		MaxResponseHeaderBytes: 64 << 10,
-	}
-	return &Client{cfg: cfg, dialer: dialer, http: &http.Client{
+	// Every address dialled is checked, after DNS (netguard).
+	transport, _ := netguard.Policy{Allowed: cfg.AllowedNetworks}.Transport(cfg.Timeout, cfg.Timeout, 4)
+	return &Client{cfg: cfg, http: &http.Client{
 		Transport: transport,
 		Timeout:   cfg.Timeout,
 		// A redirect is answered, not followed: the 3xx is a failed try.
