@@ -32,19 +32,26 @@ const DefaultURL = "postgres://postgres@127.0.0.1:5432/photopipe?sslmode=disable
 type Config struct {
 	URL             string        // DATABASE_URL
 	MaxOpenConns    int           // DB_MAX_OPEN_CONNS
-	MaxIdleConns    int           // DB_MAX_IDLE_CONNS
+	MaxIdleConns    int           // DB_MAX_IDLE_CONNS: connections kept open between requests
 	ConnMaxLifetime time.Duration // DB_CONN_MAX_LIFETIME
+	ConnMaxIdleTime time.Duration // DB_CONN_MAX_IDLE_TIME: an idle connection is closed after this
 	ConnectTimeout  time.Duration // DB_CONNECT_TIMEOUT: how long start-up waits for the server
 	Migrate         bool          // DB_MIGRATE: apply migrations at start
 }
 
 // LoadConfig reads the database settings; problems are recorded in r.
 func LoadConfig(r *envconfig.Reader) Config {
+	maxOpen := r.Int("DB_MAX_OPEN_CONNS", 20)
 	return Config{
-		URL:             r.String("DATABASE_URL", DefaultURL),
-		MaxOpenConns:    r.Int("DB_MAX_OPEN_CONNS", 20),
-		MaxIdleConns:    r.Int("DB_MAX_IDLE_CONNS", 10),
+		URL:          r.String("DATABASE_URL", DefaultURL),
+		MaxOpenConns: maxOpen,
+		// As many idle as open: with fewer, every burst above the idle
+		// count opens and closes Postgres backends (a process each, ~ms of
+		// CPU) per request; the idle time limit closes a burst's extra
+		// connections once it has passed.
+		MaxIdleConns:    r.Int("DB_MAX_IDLE_CONNS", maxOpen),
 		ConnMaxLifetime: r.Duration("DB_CONN_MAX_LIFETIME", 30*time.Minute),
+		ConnMaxIdleTime: r.Duration("DB_CONN_MAX_IDLE_TIME", 5*time.Minute),
 		ConnectTimeout:  r.Duration("DB_CONNECT_TIMEOUT", 60*time.Second),
 		Migrate:         r.Bool("DB_MIGRATE", true),
 	}
@@ -61,6 +68,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxIdleConns < 0 || c.MaxIdleConns > c.MaxOpenConns {
 		errs = append(errs, errors.New("DB_MAX_IDLE_CONNS: must be between 0 and DB_MAX_OPEN_CONNS"))
+	}
+	if c.ConnMaxIdleTime < 0 {
+		errs = append(errs, errors.New("DB_CONN_MAX_IDLE_TIME: must not be negative"))
 	}
 	if c.ConnectTimeout <= 0 {
 		errs = append(errs, errors.New("DB_CONNECT_TIMEOUT: must be positive"))
@@ -87,6 +97,7 @@ func Open(ctx context.Context, cfg Config) (*gorm.DB, error) {
 	sqlDB.SetMaxOpenConns(cfg.MaxOpenConns)
 	sqlDB.SetMaxIdleConns(cfg.MaxIdleConns)
 	sqlDB.SetConnMaxLifetime(cfg.ConnMaxLifetime)
+	sqlDB.SetConnMaxIdleTime(cfg.ConnMaxIdleTime)
 
 	wait, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/photopipe/photopipe/shared/database"
@@ -23,6 +24,42 @@ func TestConfig(t *testing.T) {
 	err := bad.Validate()
 	require.ErrorContains(t, err, "DATABASE_URL")
 	require.ErrorContains(t, err, "DB_MAX_OPEN_CONNS")
+
+	require.Equal(t, cfg.MaxOpenConns, cfg.MaxIdleConns, "as many idle connections as open by default")
+	wide := database.LoadConfig(envconfig.New(func(k string) string {
+		return map[string]string{"DB_MAX_OPEN_CONNS": "50", "DB_CONN_MAX_IDLE_TIME": "-1s"}[k]
+	}))
+	require.Equal(t, 50, wide.MaxIdleConns)
+	require.ErrorContains(t, wide.Validate(), "DB_CONN_MAX_IDLE_TIME")
+}
+
+// TestPoolKeepsConnections: bursts as wide as the pool reuse the same
+// Postgres backends instead of opening and closing one per query (a
+// backend is a process: starting one costs milliseconds of CPU).
+func TestPoolKeepsConnections(t *testing.T) {
+	cfg := database.LoadConfig(envconfig.New(func(k string) string {
+		return map[string]string{"DATABASE_URL": testenv.Postgres(t), "DB_MAX_OPEN_CONNS": "6", "DB_MIGRATE": "false"}[k]
+	}))
+	db, err := database.Open(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = database.Close(db) })
+	var mu sync.Mutex
+	backends := map[int]bool{}
+	for range 5 {
+		var wg sync.WaitGroup
+		for range 6 {
+			wg.Go(func() {
+				var pid int
+				// pg_sleep keeps all six busy at once.
+				assert.NoError(t, db.Raw("SELECT pg_backend_pid() FROM pg_sleep(0.05)").Scan(&pid).Error)
+				mu.Lock()
+				backends[pid] = true
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+	}
+	require.LessOrEqual(t, len(backends), 6, "backends used by 5 bursts of 6 queries")
 }
 
 // Replicas starting together must each find the schema complete, with

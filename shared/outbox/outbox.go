@@ -29,11 +29,24 @@ func Add(tx *gorm.DB, correlationID string, events ...event.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	rows, err := Rows(correlationID, events...)
+	if err != nil {
+		return err
+	}
+	if err := tx.CreateInBatches(&rows, 500).Error; err != nil {
+		return fmt.Errorf("write outbox: %w", err)
+	}
+	return nil
+}
+
+// Rows encodes events as the outbox rows Add writes, for a caller that
+// writes them itself (in one statement with the change they belong to).
+func Rows(correlationID string, events ...event.Event) ([]database.OutboxMessage, error) {
 	rows := make([]database.OutboxMessage, 0, len(events))
 	for _, e := range events {
 		msg, err := bus.Marshaler.Marshal(e)
 		if err != nil {
-			return fmt.Errorf("marshal %s: %w", event.Topic(e), err)
+			return nil, fmt.Errorf("marshal %s: %w", event.Topic(e), err)
 		}
 		if correlationID != "" {
 			msg.Metadata.Set(middleware.CorrelationIDMetadataKey, correlationID)
@@ -42,10 +55,7 @@ func Add(tx *gorm.DB, correlationID string, events ...event.Event) error {
 			Topic: event.Topic(e), MessageID: msg.UUID, Payload: msg.Payload, Metadata: msg.Metadata,
 		})
 	}
-	if err := tx.CreateInBatches(&rows, 500).Error; err != nil {
-		return fmt.Errorf("write outbox: %w", err)
-	}
-	return nil
+	return rows, nil
 }
 
 // Relay publishes committed outbox rows and deletes them once the broker

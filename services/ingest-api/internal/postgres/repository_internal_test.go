@@ -1,0 +1,87 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/stretchr/testify/require"
+
+	"github.com/photopipe/photopipe/services/ingest-api/internal/app"
+	"github.com/photopipe/photopipe/shared/database"
+	"github.com/photopipe/photopipe/shared/event"
+	"github.com/photopipe/photopipe/shared/testenv"
+)
+
+// TestStartAttemptsComparesAndSwaps: a photo that changed after it was
+// read is not moved and gets no event; RequestProcessing then decides
+// again on what is stored now.
+func TestStartAttemptsComparesAndSwaps(t *testing.T) {
+	ctx := context.Background()
+	db, err := database.Open(ctx, database.Config{URL: testenv.Postgres(t), MaxOpenConns: 4, MaxIdleConns: 2, ConnectTimeout: 30e9, Migrate: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = database.Close(db) })
+	notified := 0
+	r := New(db, func() { notified++ })
+
+	p := database.Photo{URL: "http://example.test/a.jpg", Status: database.StatusPending, Renditions: []string{"thumb"}}
+	require.NoError(t, db.Create(&p).Error)
+	read := func() database.Photo {
+		var got database.Photo
+		require.NoError(t, db.Take(&got, "uuid = ?", p.UUID).Error)
+		return got
+	}
+	outbox := func() []database.OutboxMessage {
+		var rows []database.OutboxMessage
+		require.NoError(t, db.Order("id").Find(&rows).Error)
+		return rows
+	}
+
+	stale := read()
+	// Another request wins the race between this one's read and write.
+	require.NoError(t, db.Exec("UPDATE photos SET attempt = 1 WHERE uuid = ?", p.UUID).Error)
+	won, err := r.startAttempts(ctx, []database.Photo{stale}, nil, "corr-1")
+	require.NoError(t, err)
+	require.Empty(t, won)
+	require.Empty(t, outbox(), "no event for a photo that changed")
+	require.Equal(t, 1, read().Attempt)
+
+	// The recorder finishes attempt 1; a reprocess with new renditions,
+	// from a fresh read, moves the photo to attempt 2.
+	require.NoError(t, db.Exec("UPDATE photos SET status = 'completed', status_attempt = 1 WHERE uuid = ?", p.UUID).Error)
+	won, err = r.startAttempts(ctx, []database.Photo{read()}, []string{"small"}, "corr-2")
+	require.NoError(t, err)
+	require.Equal(t, map[string]bool{p.UUID: true}, won)
+	now := read()
+	require.Equal(t, 2, now.Attempt)
+	require.Equal(t, []string{"small"}, now.Renditions)
+	rows := outbox()
+	require.Len(t, rows, 1)
+	require.Equal(t, event.Topic(&event.PhotoRequested{}), rows[0].Topic)
+	require.Equal(t, "corr-2", rows[0].Metadata[middleware.CorrelationIDMetadataKey])
+	var e event.PhotoRequested
+	require.NoError(t, json.Unmarshal(rows[0].Payload, &e))
+	require.Equal(t, p.UUID, e.PhotoID)
+	require.Equal(t, 2, e.Attempt)
+	require.Equal(t, []string{"small"}, e.Renditions)
+	require.Equal(t, p.URL, e.URL)
+
+	// Through RequestProcessing: the outstanding attempt is reported, an
+	// unknown photo is not found, nothing more is written.
+	res, err := r.RequestProcessing(ctx, []string{p.UUID, "00000000-0000-0000-0000-000000000000"}, app.ProcessOptions{Reprocess: true}, "corr-3")
+	require.NoError(t, err)
+	require.Equal(t, []app.ProcessResult{
+		{UUID: p.UUID, Outcome: app.OutcomeAlreadyQueued, Attempt: 2},
+		{UUID: "00000000-0000-0000-0000-000000000000", Outcome: app.OutcomeNotFound},
+	}, res)
+	require.Len(t, outbox(), 1)
+	require.Zero(t, notified)
+
+	require.NoError(t, db.Exec("UPDATE photos SET status = 'failed', status_attempt = 2 WHERE uuid = ?", p.UUID).Error)
+	res, err = r.RequestProcessing(ctx, []string{p.UUID}, app.ProcessOptions{}, "corr-4")
+	require.NoError(t, err)
+	require.Equal(t, []app.ProcessResult{{UUID: p.UUID, Outcome: app.OutcomeQueued, Attempt: 3}}, res)
+	require.Len(t, outbox(), 2)
+	require.Equal(t, 1, notified)
+}
