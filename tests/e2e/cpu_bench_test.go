@@ -23,6 +23,7 @@ func readCPU(env *Env) cpuUse {
 			use[p.name] += procTicks(p.cmd.Process.Pid)
 		}
 	}
+	use["bench"] = procTicks(os.Getpid()) // the test itself: image server, load generator
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		comm, err := os.ReadFile(filepath.Join(d, "comm"))
@@ -59,14 +60,19 @@ func procTicks(pid int) int64 {
 // between before and after. Postgres backends that exited in between are
 // not counted.
 func reportCPU(b *testing.B, before, after cpuUse, photos int) {
+	reportCPUPer(b, before, after, photos, "photo")
+}
+
+// reportCPUPer is reportCPU for n units of another name ("get" requests).
+func reportCPUPer(b *testing.B, before, after cpuUse, n int, unit string) {
 	var total float64
 	for name, t := range after {
-		ms := float64(t-before[name]) * 10 / float64(photos)
+		ms := float64(t-before[name]) * 10 / float64(n)
 		if ms < 0 {
 			continue
 		}
 		total += ms
-		b.ReportMetric(ms, "cpu-ms/photo-"+name)
+		b.ReportMetric(ms, "cpu-ms/"+unit+"-"+name)
 	}
-	b.ReportMetric(total, "cpu-ms/photo-total")
+	b.ReportMetric(total, "cpu-ms/"+unit+"-total")
 }
