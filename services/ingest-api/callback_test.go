@@ -98,6 +98,15 @@ func TestPhotoCallbackShown(t *testing.T) {
 	require.Empty(t, cb.Attempts[2].Error)
 	require.Equal(t, []int{1, 2, 3}, []int{cb.Attempts[0].Attempt, cb.Attempts[1].Attempt, cb.Attempts[2].Attempt})
 
+	// The recorder purged it (CALLBACK_RETENTION): expired, not waiting.
+	h.exec(`DELETE FROM callbacks WHERE id = $1`, cbID)
+	cb = get(id)
+	require.Equal(t, "expired", cb.Status)
+	require.Empty(t, cb.Attempts)
+	// A new attempt is under way: its callback is waiting again.
+	h.exec(`UPDATE photos SET attempt = 2 WHERE uuid = $1`, id)
+	require.Equal(t, "waiting", get(id).Status)
+
 	// A photo without a callback URL shows none.
 	plain := h.create(`{"url": "https://example.com/c.jpg"}`)
 	r := h.do(http.MethodGet, "/photos/"+plain[0].UUID, "")
@@ -153,4 +162,7 @@ func TestJobCallback(t *testing.T) {
 	require.Len(t, body.Errors, 1)
 	require.Equal(t, "NOPE", body.Errors[0].Group)
 	require.Equal(t, "store not found", body.Errors[0].Error)
+
+	h.exec(`DELETE FROM callbacks WHERE subject_id = $1`, failed)
+	require.Equal(t, "expired", getJob(failed).Status, "purged (CALLBACK_RETENTION)")
 }

@@ -38,6 +38,11 @@ func main() {
 	}
 }
 
+// callbackPurgeInterval is how often the recorder purges callbacks past
+// CALLBACK_RETENTION (and once at start): a retention is days, so an hour
+// late is nothing, and each run is a few cheap statements.
+const callbackPurgeInterval = time.Hour
+
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := config.Load(getenv)
 	if err != nil {
@@ -60,15 +65,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	retention, err := app.NewRetention(postgres.NewCallbackStore(db), cfg.Callbacks.Retention, callbackPurgeInterval, log)
+	if err != nil {
+		return err
+	}
 	rec := app.New(postgres.New(db, relay.Notify, callbacks.Notify), log)
 	return worker.Run(ctx, worker.Options{
 		Service: bus.Recorder, Bus: cfg.Bus, Workers: cfg.Workers, HealthAddr: cfg.HealthAddr, Log: log,
 		Checks: []health.Check{database.Check(db)},
-		// The outbox relay and the callback dispatcher run beside the router.
+		// The outbox relay, the callback dispatcher and the callback
+		// retention purge run beside the router.
 		Background: func(ctx context.Context, pub message.Publisher) error {
 			g, gctx := errgroup.WithContext(ctx)
 			g.Go(func() error { return relay.Run(gctx, pub) })
 			g.Go(func() error { return callbacks.Run(gctx) })
+			g.Go(func() error { return retention.Run(gctx) })
 			return g.Wait()
 		},
 		Handlers: func(*cqrs.EventBus) ([]cqrs.EventHandler, error) {

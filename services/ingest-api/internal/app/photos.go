@@ -49,8 +49,13 @@ type Photo struct {
 }
 
 // Callback statuses beyond those of a callbacks row (pending, delivered,
-// failed): waiting means the photo or job has not finished yet.
-const CallbackWaiting = "waiting"
+// failed): waiting means the photo or job has not finished yet; expired
+// that it finished so long ago that its callback's record was purged
+// (the recorder's CALLBACK_RETENTION).
+const (
+	CallbackWaiting = "waiting"
+	CallbackExpired = "expired"
+)
 
 // Callback is where the callback of a photo's current attempt, or of a
 // job, stands: every try at delivering it so far.

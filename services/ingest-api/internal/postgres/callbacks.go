@@ -13,11 +13,17 @@ import (
 // loadCallback returns where the callback of a photo attempt or a job
 // stands: waiting until the recorder has queued it, then its status and
 // every try the recorder's dispatcher made.
-func loadCallback(db *gorm.DB, kind, subject string, attempt int, url string) (*app.Callback, error) {
+func loadCallback(db *gorm.DB, kind, subject string, attempt int, final bool, url string) (*app.Callback, error) {
 	out := &app.Callback{URL: url, Status: app.CallbackWaiting, Attempts: []app.CallbackAttempt{}}
 	var cb database.Callback
 	err := db.Where("kind = ? AND subject_id = ? AND subject_attempt = ?", kind, subject, attempt).Take(&cb).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
+		// The recorder queues the callback in the transaction that makes
+		// the subject final: a final subject without one had it purged
+		// (CALLBACK_RETENTION).
+		if final {
+			out.Status = app.CallbackExpired
+		}
 		return out, nil
 	}
 	if err != nil {

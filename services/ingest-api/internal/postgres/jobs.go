@@ -117,7 +117,7 @@ func (r *Repository) GetJob(ctx context.Context, id string, offset, limit int) (
 		out.FailedGroups = append(out.FailedGroups, app.FailedGroup{Key: g.GroupKey, Error: deref(g.Error), PhotoID: deref(g.FailedPhoto)})
 	}
 	if j.CallbackURL != nil {
-		if out.Callback, err = loadCallback(db, database.CallbackKindJob, j.UUID, 1, *j.CallbackURL); err != nil {
+		if out.Callback, err = loadCallback(db, database.CallbackKindJob, j.UUID, 1, j.Status != database.JobOngoing, *j.CallbackURL); err != nil {
 			return app.Job{}, err
 		}
 	}

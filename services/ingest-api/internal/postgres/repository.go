@@ -280,7 +280,8 @@ func (r *Repository) Get(ctx context.Context, id string) (app.Photo, error) {
 	out := toApp(p)
 	if p.CallbackURL != nil {
 		var err error
-		out.Callback, err = loadCallback(r.db.WithContext(ctx), database.CallbackKindPhoto, p.UUID, p.Attempt, *p.CallbackURL)
+		final := (p.Status == database.StatusCompleted || p.Status == database.StatusFailed) && p.StatusAttempt == p.Attempt
+		out.Callback, err = loadCallback(r.db.WithContext(ctx), database.CallbackKindPhoto, p.UUID, p.Attempt, final, *p.CallbackURL)
 		if err != nil {
 			return app.Photo{}, fmt.Errorf("get photo %s: %w", id, err)
 		}

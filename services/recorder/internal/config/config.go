@@ -35,6 +35,10 @@ type Callbacks struct {
 	Workers      int           // CALLBACK_WORKERS: POSTs in flight per replica
 	PollInterval time.Duration // CALLBACK_POLL_INTERVAL: how often the dispatcher looks without being woken
 	UserAgent    string        // CALLBACK_USER_AGENT
+	// Retention is how long delivered and failed callbacks, with their
+	// tries, are kept before the recorder purges them
+	// (CALLBACK_RETENTION); 0 keeps them forever.
+	Retention time.Duration
 	// AllowedNetworks are private or reserved ranges callback targets may
 	// be on (CALLBACK_ALLOWED_NETWORKS, by default DOWNLOAD_ALLOWED_NETWORKS:
 	// the same rules as downloads).
@@ -59,6 +63,7 @@ func Load(getenv func(string) string) (Config, error) {
 			Workers:      r.Int("CALLBACK_WORKERS", 8),
 			PollInterval: r.Duration("CALLBACK_POLL_INTERVAL", time.Second),
 			UserAgent:    r.String("CALLBACK_USER_AGENT", "photopipe-callback/1"),
+			Retention:    r.Duration("CALLBACK_RETENTION", 30*24*time.Hour),
 		},
 	}
 	downloads := r.List("DOWNLOAD_ALLOWED_NETWORKS", nil)
@@ -99,6 +104,9 @@ func (c Config) Validate() error {
 	}
 	if cb.PollInterval <= 0 {
 		errs = append(errs, errors.New("CALLBACK_POLL_INTERVAL: must be positive"))
+	}
+	if cb.Retention < 0 {
+		errs = append(errs, errors.New("CALLBACK_RETENTION: must not be negative (0 keeps callbacks forever)"))
 	}
 	return errors.Join(errs...)
 }

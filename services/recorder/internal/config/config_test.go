@@ -23,6 +23,7 @@ func TestCallbackDefaults(t *testing.T) {
 	require.Equal(t, 10, cb.MaxAttempts)
 	require.Equal(t, 5*time.Second, cb.BackoffMin)
 	require.Equal(t, time.Hour, cb.BackoffMax)
+	require.Equal(t, 720*time.Hour, cb.Retention, "30 days")
 	require.Empty(t, cb.AllowedNetworks, "only public addresses by default")
 }
 
@@ -51,5 +52,31 @@ func TestCallbackSettingsValidated(t *testing.T) {
 	})
 	for _, name := range []string{"CALLBACK_TIMEOUT", "CALLBACK_MAX_ATTEMPTS", "CALLBACK_BACKOFF_MAX", "CALLBACK_WORKERS", "CALLBACK_POLL_INTERVAL"} {
 		require.ErrorContains(t, err, name)
+	}
+}
+
+func TestCallbackRetention(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, value string
+		want        time.Duration
+		err         string
+	}{
+		{name: "a week", value: "168h", want: 168 * time.Hour},
+		{name: "zero keeps forever", value: "0", want: 0},
+		{name: "zero with a unit", value: "0s", want: 0},
+		{name: "negative", value: "-1h", err: "CALLBACK_RETENTION: must not be negative"},
+		{name: "not a duration", value: "30d", err: "CALLBACK_RETENTION"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := load(map[string]string{"CALLBACK_RETENTION": tc.value})
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, c.Callbacks.Retention)
+		})
 	}
 }
