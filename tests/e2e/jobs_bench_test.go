@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"net/http"
 	"sort"
 	"testing"
@@ -18,14 +17,7 @@ func BenchmarkJob10k(b *testing.B) {
 	env := NewEnv(b)
 	src, _ := countingServer(b, encodeJPEG(b, 160, 120))
 	api := env.StartPipeline(1)
-	var groups []map[string]any
-	for s := range 1000 {
-		urls := make([]string, 10)
-		for i := range urls {
-			urls[i] = fmt.Sprintf("%s/s%d/%d.jpg", src.URL, s, i)
-		}
-		groups = append(groups, map[string]any{"key": fmt.Sprintf("S%04d", s), "urls": urls})
-	}
+	groups := storeGroups(src.URL, 1000, 10)
 	b.ResetTimer()
 	start := time.Now()
 	var created struct {

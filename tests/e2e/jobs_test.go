@@ -201,20 +201,27 @@ func TestRetailPulseAPI(t *testing.T) {
 	assert.Len(t, status, 2, "completed: only status and job_id")
 }
 
+// storeGroups is a POST /jobs body's groups: stores groups (keys S0000,
+// S0001, ...) of perStore image URLs under base each.
+func storeGroups(base string, stores, perStore int) []map[string]any {
+	groups := make([]map[string]any, 0, stores)
+	for s := range stores {
+		urls := make([]string, perStore)
+		for i := range urls {
+			urls[i] = fmt.Sprintf("%s/s%d/%d.jpg", base, s, i)
+		}
+		groups = append(groups, map[string]any{"key": fmt.Sprintf("S%04d", s), "urls": urls})
+	}
+	return groups
+}
+
 // TestJobOfAThousandImages runs a 1,000-image job (100 stores of 10)
 // through the real pipeline.
 func TestJobOfAThousandImages(t *testing.T) {
 	env := NewEnv(t)
 	src, _ := countingServer(t, encodeJPEG(t, 120, 90))
 	api := env.StartPipeline(1)
-	var groups []map[string]any
-	for s := range 100 {
-		urls := make([]string, 10)
-		for i := range urls {
-			urls[i] = fmt.Sprintf("%s/s%d/%d.jpg", src.URL, s, i)
-		}
-		groups = append(groups, map[string]any{"key": fmt.Sprintf("S%03d", s), "urls": urls})
-	}
+	groups := storeGroups(src.URL, 100, 10)
 	start := time.Now()
 	var created struct {
 		JobID string `json:"job_id"`
