@@ -73,7 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Handlers: func(events *cqrs.EventBus) ([]cqrs.EventHandler, error) {
 			r := app.New(store, events, log, cfg.Presets, imaging.Limits{MaxPixels: cfg.MaxPixels}).WithPDF(app.PDFOptions{
 				Renderer: pdf, DPI: cfg.PDFDPI, MaxPages: cfg.PDFMaxPages, Timeout: cfg.PDFTimeout,
-			})
+			}).WithConcurrency(cfg.RenderWorkers)
 			r = r.WithTimings(func(t imaging.Timings) {
 				stages.Observe(metrics.StageDecode, t.Decode)
 				stages.Observe(metrics.StageResize, t.Resize)

@@ -112,8 +112,9 @@ func renderFiles(out string, files []string) error {
 }
 
 // renderRepeated renders every file repeat times with parallel
-// goroutines, as a resizer with that many workers would: the in-process
-// throughput the pipeline's is compared with.
+// goroutines, as a resizer with that many rendering workers
+// (RENDER_WORKERS) would: the in-process throughput the pipeline's is
+// compared with.
 func renderRepeated(out string, files []string, repeat, parallel int) error {
 	jobs := make(chan int)
 	errs := make(chan error, parallel)

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/photopipe/photopipe/services/resizer/internal/imaging"
 	"github.com/photopipe/photopipe/shared/event"
 	"github.com/photopipe/photopipe/shared/imagetype"
@@ -40,6 +42,9 @@ type Resizer struct {
 	gpuSleep func(ctx context.Context, d time.Duration) error
 	// timings, when set, receives every image's stage durations.
 	timings func(imaging.Timings)
+	// slots, when set, bounds how many photos are rendered at once
+	// (WithConcurrency).
+	slots *semaphore.Weighted
 }
 
 // New returns a Resizer rendering presets within limits.
@@ -51,9 +56,6 @@ func New(s storage.Store, p Publisher, log *slog.Logger, presets rendition.Prese
 // input ends in PhotoFailed and returns nil; other errors are returned.
 func (r *Resizer) Handle(ctx context.Context, e *event.PhotoDownloaded) error {
 	ctx = logging.With(ctx, slog.String("photo_id", e.PhotoID), slog.Int("attempt", e.Attempt))
-	if err := r.simulateGPU(ctx); err != nil {
-		return err
-	}
 	out, err := r.render(ctx, e)
 	if f, ok := event.AsFailure(err); ok {
 		r.log.InfoContext(ctx, "photo failed", slog.String("code", f.Code), slog.String("reason", f.Message))
@@ -73,6 +75,14 @@ func (r *Resizer) Handle(ctx context.Context, e *event.PhotoDownloaded) error {
 }
 
 func (r *Resizer) render(ctx context.Context, e *event.PhotoDownloaded) (*event.ThumbnailCreated, error) {
+	slot, err := r.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer slot.release()
+	if err := r.simulateGPU(ctx); err != nil {
+		return nil, err
+	}
 	// Check also drops duplicates: each rendition is stored and reported once.
 	names, err := r.presets.Check(e.Renditions)
 	if err != nil {
@@ -101,7 +111,13 @@ func (r *Resizer) render(ctx context.Context, e *event.PhotoDownloaded) (*event.
 	}
 	switch f := imagetype.Detect(head[:n]); f {
 	case imagetype.JPEG, imagetype.PNG, imagetype.GIF, imagetype.WebP, imagetype.BMP, imagetype.TIFF:
-		return r.renderImage(ctx, e, obj, presets)
+		res, err := r.renderImage(ctx, obj, presets)
+		if err != nil {
+			return nil, err
+		}
+		// The renditions are in memory: storing them needs no CPU slot.
+		slot.release()
+		return r.storeImage(ctx, e, res)
 	case imagetype.PDF:
 		return r.renderPDF(ctx, e, obj, presets)
 	default:
@@ -110,8 +126,8 @@ func (r *Resizer) render(ctx context.Context, e *event.PhotoDownloaded) (*event.
 }
 
 // renderImage decodes an image within the pixel limit, and renders and
-// stores each preset, upright.
-func (r *Resizer) renderImage(ctx context.Context, e *event.PhotoDownloaded, obj io.ReadSeeker, presets []rendition.Preset) (*event.ThumbnailCreated, error) {
+// encodes each preset, upright.
+func (r *Resizer) renderImage(ctx context.Context, obj io.ReadSeeker, presets []rendition.Preset) (*imaging.Result, error) {
 	o, err := imagetype.ReadOrientation(obj)
 	if err != nil {
 		return nil, err
@@ -121,6 +137,12 @@ func (r *Resizer) renderImage(ctx context.Context, e *event.PhotoDownloaded, obj
 		return nil, err
 	}
 	r.observeTimings(ctx, res)
+	return res, nil
+}
+
+// storeImage stores the renditions of res and returns the event that
+// announces them.
+func (r *Resizer) storeImage(ctx context.Context, e *event.PhotoDownloaded, res *imaging.Result) (*event.ThumbnailCreated, error) {
 	out := &event.ThumbnailCreated{
 		Header: event.NewHeader(e.PhotoID, e.Attempt),
 		Width:  res.Width, Height: res.Height, Pages: 1,

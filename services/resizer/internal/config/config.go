@@ -20,7 +20,13 @@ type Config struct {
 	Storage    storage.Config // STORAGE_BACKEND, STORAGE_DIR, S3_* (shared/storage)
 	StorageDir string         // STORAGE_DIR (also in Storage.Dir; kept for existing callers)
 	HealthAddr string         // HEALTH_ADDR; empty serves no health endpoints
-	Workers    int            // WORKERS: images decoded at once per replica (default: CPUs)
+	// Workers is how many photos a replica handles at once (WORKERS,
+	// default twice the CPUs): RenderWorkers of them render, the others
+	// store their renditions or wait for the broker's confirm meanwhile.
+	Workers int
+	// RenderWorkers is how many images a replica decodes and renders at
+	// once (RENDER_WORKERS, default the CPUs, at most WORKERS).
+	RenderWorkers int
 	// SimulateGPUTime adds a random 0.1-0.4 s to every image, as the Retail
 	// Pulse specification's GPU stand-in (SIMULATE_GPU_TIME, off by default).
 	SimulateGPUTime bool
@@ -36,16 +42,25 @@ type Config struct {
 	Presets rendition.Presets
 }
 
+// workersPerCPU is WORKERS' default per CPU: while one photo renders,
+// another stores its renditions (fsync) and waits for the confirm of its
+// event, which for a large photo takes about a third of its rendering
+// time; with one handler per CPU that CPU would wait too.
+const workersPerCPU = 2
+
 // Load reads the configuration through getenv and validates it.
 func Load(getenv func(string) string) (Config, error) {
 	r := envconfig.New(getenv)
+	cpus := runtime.GOMAXPROCS(0)
+	workers := r.Int("WORKERS", workersPerCPU*cpus)
 	c := Config{
 		Bus:             bus.LoadConfig(r, 4),
 		Log:             logging.Config{Format: r.String("LOG_FORMAT", "json"), Level: r.String("LOG_LEVEL", "info")},
 		StorageDir:      r.String("STORAGE_DIR", "./var/storage"),
 		Storage:         storage.LoadConfig(r),
 		HealthAddr:      r.String("HEALTH_ADDR", ""),
-		Workers:         r.Int("WORKERS", runtime.GOMAXPROCS(0)),
+		Workers:         workers,
+		RenderWorkers:   r.Int("RENDER_WORKERS", min(cpus, workers)),
 		MaxPixels:       int64(r.Int("MAX_PIXELS", 100_000_000)),
 		SimulateGPUTime: r.Bool("SIMULATE_GPU_TIME", false),
 		Presets:         rendition.LoadPresets(r),
@@ -67,6 +82,9 @@ func (c Config) Validate() error {
 	errs := []error{c.Bus.Validate(), c.Storage.Validate()}
 	if c.Workers < 1 {
 		errs = append(errs, errors.New("WORKERS: must be at least 1"))
+	}
+	if c.RenderWorkers < 1 || c.RenderWorkers > c.Workers {
+		errs = append(errs, errors.New("RENDER_WORKERS: must be between 1 and WORKERS"))
 	}
 	if c.MaxPixels < 1 {
 		errs = append(errs, errors.New("MAX_PIXELS: must be positive"))

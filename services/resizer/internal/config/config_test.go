@@ -22,7 +22,8 @@ func TestLoad(t *testing.T) {
 			name: "defaults",
 			check: func(t *testing.T, c Config) {
 				require.Equal(t, "./var/storage", c.StorageDir)
-				require.Equal(t, runtime.GOMAXPROCS(0), c.Workers)
+				require.Equal(t, 2*runtime.GOMAXPROCS(0), c.Workers, "a photo stores while another renders")
+				require.Equal(t, runtime.GOMAXPROCS(0), c.RenderWorkers)
 				require.Equal(t, int64(100_000_000), c.MaxPixels)
 				require.Equal(t, rendition.DefaultPresets(), c.Presets)
 			},
@@ -36,6 +37,7 @@ func TestLoad(t *testing.T) {
 			check: func(t *testing.T, c Config) {
 				require.Equal(t, "/data", c.StorageDir)
 				require.Equal(t, 3, c.Workers)
+				require.Equal(t, min(runtime.GOMAXPROCS(0), 3), c.RenderWorkers)
 				require.Equal(t, int64(1000), c.MaxPixels)
 				require.Equal(t, 1200, c.Presets["banner"].Width)
 			},
@@ -74,10 +76,28 @@ func TestLoad(t *testing.T) {
 		{name: "bad rendition", env: map[string]string{"RENDITIONS": "x=fit:0x0:gif"}, wantErr: []string{"RENDITIONS"}},
 		{name: "bad number", env: map[string]string{"MAX_PIXELS": "lots"}, wantErr: []string{"MAX_PIXELS"}},
 		{
+			name: "one worker renders alone",
+			env:  map[string]string{"WORKERS": "1"},
+			check: func(t *testing.T, c Config) {
+				require.Equal(t, 1, c.Workers)
+				require.Equal(t, 1, c.RenderWorkers)
+			},
+		},
+		{
+			name: "render workers",
+			env:  map[string]string{"WORKERS": "6", "RENDER_WORKERS": "5"},
+			check: func(t *testing.T, c Config) {
+				require.Equal(t, 6, c.Workers)
+				require.Equal(t, 5, c.RenderWorkers)
+			},
+		},
+		{
 			name:    "invalid values",
 			env:     map[string]string{"WORKERS": "0", "MAX_PIXELS": "-1"},
 			wantErr: []string{"WORKERS", "MAX_PIXELS"},
 		},
+		{name: "more render workers than workers", env: map[string]string{"WORKERS": "2", "RENDER_WORKERS": "3"}, wantErr: []string{"RENDER_WORKERS"}},
+		{name: "no render workers", env: map[string]string{"RENDER_WORKERS": "0"}, wantErr: []string{"RENDER_WORKERS"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -54,7 +54,7 @@ func (c Config) Validate() error {
 
 // Renderer opens PDF documents. It is safe for concurrent use; how many
 // documents are open at once is the caller's to bound (the resizer's
-// WORKERS).
+// RENDER_WORKERS).
 type Renderer struct {
 	cfg       Config
 	ownsCache bool
