@@ -3,7 +3,6 @@
 package app
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -115,11 +114,15 @@ func (d *Downloader) fetchAndStore(ctx context.Context, e *event.PhotoRequested)
 		return nil, err
 	}
 	defer body.Close()
-	br := bufio.NewReaderSize(body, headLen)
-	head, err := br.Peek(headLen)
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+	// The head is read once, inspected, and then stored in front of the
+	// rest of the body, which goes to storage in the store's own chunks:
+	// no second copy of the whole body through a buffer of ours.
+	head := make([]byte, headLen)
+	hn, err := io.ReadFull(body, head)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return nil, err
 	}
+	head = head[:hn]
 	format, w, h, err := inspect(head)
 	if err != nil {
 		return nil, err
@@ -129,7 +132,7 @@ func (d *Downloader) fetchAndStore(ctx context.Context, e *event.PhotoRequested)
 		filename = filenameFromURL(e.URL, format)
 	}
 	key := storage.OriginalKey(e.PhotoID, filename)
-	n, err := d.store.Put(ctx, key, br)
+	n, err := d.store.Put(ctx, key, io.MultiReader(bytes.NewReader(head), body))
 	if err != nil {
 		if f, ok := event.AsFailure(err); ok {
 			return nil, f // the source broke off or sent too much
