@@ -49,7 +49,7 @@ func markdown(rep *Report) string {
 	fmt.Fprintf(&b, "\n## Thumbnails: max 320x320, JPEG q85, one core\n\nCorpus: %d JPEGs from %s (largest %s).\n\n",
 		len(rep.Images), rep.Corpus, rep.Largest)
 	b.WriteString("Method: each tool runs as **one process over the whole corpus** (its start-up included, nothing subtracted), ")
-	fmt.Fprintf(&b, "%d times; the run with the least CPU time (user + system, all threads, from the kernel's rusage) counts, ", rep.RunsEach)
+	fmt.Fprintf(&b, "%d times, the tools taking turns (one run of each per round); the run with the least CPU time (user + system, all threads, from the kernel's rusage) counts, ", rep.RunsEach)
 	b.WriteString("because CPU time is what a core pays and is less disturbed than wall time on a shared machine. ")
 	b.WriteString("Every tool is limited to one thread. Peak RSS is the same tool on the largest photo alone (max RSS of the process). ")
 	b.WriteString("PSNR compares each tool's thumbnails with a reference: the whole image decoded by Go's image/jpeg and scaled by Lanczos3 straight to the thumbnail size.\n\n")

@@ -87,11 +87,23 @@ func compare(corpus, outDir string, runs int, e2eFile string, stdout io.Writer) 
 	}
 	rep.Largest = fmt.Sprintf("%s (%dx%d, %.1f MP)", rep.Images[largest].File, rep.Images[largest].Width, rep.Images[largest].Height,
 		float64(rep.Images[largest].Width*rep.Images[largest].Height)/1e6)
-	for ti, t := range ts {
-		fmt.Fprintf(stdout, "thumbbench: %s, %d runs over the corpus...\n", t.Name, runs)
-		var best procResult
-		var outs string
-		for i := range runs {
+	// The tools take turns, run after run, so that a slower or faster
+	// spell of a shared machine weighs on all of them alike; each keeps
+	// its best (least CPU) run.
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = t.Name
+	}
+	fmt.Fprintf(stdout, "thumbbench: %s, %d rounds over the corpus, taking turns...\n", strings.Join(names, ", "), runs)
+	best := make([]procResult, len(ts))
+	outs := make([]string, len(ts))
+	defer func() {
+		for _, d := range outs {
+			os.RemoveAll(d)
+		}
+	}()
+	for i := range runs {
+		for ti, t := range ts {
 			dir, err := os.MkdirTemp("", "thumbbench-"+t.Name+"-")
 			if err != nil {
 				return err
@@ -99,25 +111,24 @@ func compare(corpus, outDir string, runs int, e2eFile string, stdout io.Writer) 
 			name, args, env := t.cmd(dir, files)
 			r, err := timeProcess(name, args, env)
 			if err != nil {
+				os.RemoveAll(dir)
 				return err
 			}
-			if i == 0 || r.CPU < best.CPU {
-				best = r
+			if i == 0 || r.CPU < best[ti].CPU {
+				best[ti] = r
 			}
-			if outs != "" {
-				os.RemoveAll(outs)
-			}
-			outs = dir
+			os.RemoveAll(outs[ti])
+			outs[ti] = dir
 		}
+	}
+	for ti, t := range ts {
 		n := float64(len(files))
-		tr := toolResult{
+		rep.Tools = append(rep.Tools, toolResult{
 			Name: t.Name, Version: t.Version, Method: t.Method,
-			CPUPerImage: ms(best.CPU) / n, WallPerImg: ms(best.Wall) / n,
-			ImagesPerS: n / best.CPU.Seconds(), PeakRSSMB: rss[ti],
-			PSNR: outputsPSNR(outs, files, rep.Images),
-		}
-		os.RemoveAll(outs)
-		rep.Tools = append(rep.Tools, tr)
+			CPUPerImage: ms(best[ti].CPU) / n, WallPerImg: ms(best[ti].Wall) / n,
+			ImagesPerS: n / best[ti].CPU.Seconds(), PeakRSSMB: rss[ti],
+			PSNR: outputsPSNR(outs[ti], files, rep.Images),
+		})
 	}
 	for i := range rep.Tools {
 		rep.Tools[i].RatioCPU = rep.Tools[i].CPUPerImage / rep.Tools[0].CPUPerImage
@@ -333,6 +344,9 @@ func targets(rep *Report) []target {
 	if v, ok := e2e("EndToEndTiny", "photos/s"); ok {
 		tg.Known, tg.Value, tg.Pass = true, v, v >= 300
 		tg.Measured, tg.Margin = fmt.Sprintf("%.0f photos/s", v), margin(v, 300, true)
+		if cpu, ok := e2e("EndToEndTiny", "cpu-ms/photo-total"); ok && cpu > 0 {
+			tg.Measured += cpuBound(cpu, "photo")
+		}
 	}
 	ts = append(ts, tg)
 	tg = target{Name: "pipeline overhead over in-process rendering, large photos", Goal: "<= 15%"}
@@ -346,10 +360,20 @@ func targets(rep *Report) []target {
 		if v, ok := e2e("IngestAPILoad", ep+"-p99-ms"); ok {
 			tg.Known, tg.Value, tg.Pass = true, v, v <= 10
 			tg.Measured, tg.Margin = fmt.Sprintf("%.1f ms", v), margin(v, 10, false)
+			if cpu, ok := e2e("IngestAPILoad", "cpu-ms/"+ep+"-total"); ok && cpu > 0 {
+				tg.Measured += cpuBound(cpu, "request")
+			}
 		}
 		ts = append(ts, tg)
 	}
 	return ts
+}
+
+// cpuBound says what a CPU cost per unit (all processes, the broker and
+// the database included) allows on this machine's cores at most.
+func cpuBound(ms float64, unit string) string {
+	cores := runtime.NumCPU()
+	return fmt.Sprintf("; CPU %.2f ms per %s in all processes: %d cores allow at most %.0f/s", ms, unit, cores, float64(cores)*1000/ms)
 }
 
 // margin says by how much v beats or misses goal, in percent of goal.
