@@ -5,6 +5,7 @@
 package jpegscale
 
 import (
+	"encoding/binary"
 	"io"
 )
 
@@ -16,6 +17,23 @@ const maxNCodes = 256
 
 // lutSize is the log-2 size of the Huffman decoder's look-up table.
 const lutSize = 8
+
+// acLookahead is the number of bits the combined AC table (huffman.ac) is
+// indexed by. Nine bits, as in libjpeg-turbo, decode most AC codes of a
+// photo, together with their value bits, in one look-up.
+const acLookahead = 9
+
+// Fields of a huffman.ac entry.
+const (
+	// acBits is the number of bits the entry consumes: the code length,
+	// plus the size of the value when acValue is set.
+	acBits = 0x1f
+	// acValue says the entry's bits 16-31 hold the extended coefficient
+	// (zero when the symbol has no value bits). Without it, the caller
+	// still has to read size bits.
+	acValue = 0x20
+	// Bits 8-15 hold the symbol, (run << 4) | size.
+)
 
 // huffman is a Huffman decoder, specified in section C.
 type huffman struct {
@@ -36,6 +54,11 @@ type huffman struct {
 	maxCodes [maxCodeLength]int32
 	// valsIndices[i] is the index into vals of minCodes[i].
 	valsIndices [maxCodeLength]int32
+	// ac is the combined look-up table (see decodeACs and decodeDC) for
+	// the next acLookahead bits, with the fields acBits, acValue, the
+	// symbol and the coefficient; 0 when the code is longer than
+	// acLookahead bits.
+	ac [1 << acLookahead]int32
 }
 
 // errShortHuffmanData means that an unexpected EOF occurred while decoding
@@ -43,9 +66,13 @@ type huffman struct {
 var errShortHuffmanData = FormatError("short Huffman data")
 
 // ensureNBits reads bytes from the byte buffer to ensure that d.bits.n is at
-// least n. For best performance (avoiding function calls inside hot loops),
-// the caller is the one responsible for first checking that d.bits.n < n.
+// least n (n <= 32). For best performance (avoiding function calls inside
+// hot loops), the caller is the one responsible for first checking that
+// d.bits.n < n.
 func (d *decoder) ensureNBits(n int32) error {
+	if d.refillFast(); d.bits.n >= n {
+		return nil
+	}
 	for {
 		c, err := d.readByteStuffedByte()
 		if err != nil {
@@ -54,18 +81,42 @@ func (d *decoder) ensureNBits(n int32) error {
 			}
 			return err
 		}
-		d.bits.a = d.bits.a<<8 | uint32(c)
+		d.bits.a = d.bits.a<<8 | uint64(c)
 		d.bits.n += 8
-		if d.bits.m == 0 {
-			d.bits.m = 1 << 7
-		} else {
-			d.bits.m <<= 8
-		}
 		if d.bits.n >= n {
 			break
 		}
 	}
 	return nil
+}
+
+// refillFast tops d.bits up to at least 56 bits, several bytes at once,
+// when the next 8 buffered bytes hold no 0xff; otherwise it does nothing and
+// ensureNBits takes the bytes one at a time. Excluding 0xff keeps byte
+// stuffing, markers (restarts, the end of the scan, hostile markers in the
+// middle of it) and the end of the buffer on the careful path, whose
+// errors and unread bookkeeping are Go's. Bytes taken here are never
+// unread: they are entropy-coded data, and whatever of them a scan does not
+// use is padding that the marker search after it would skip anyway.
+func (d *decoder) refillFast() {
+	if d.bytes.i+8 > d.bytes.j {
+		return
+	}
+	w := binary.BigEndian.Uint64(d.bytes.buf[d.bytes.i:])
+	// A byte of w is 0xff when that byte of ^w is zero; this is the
+	// classic has-a-zero-byte test, exact as to whether there is one.
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	if x := ^w; (x-lo)&^x&hi != 0 {
+		return
+	}
+	k := (63 - d.bits.n) >> 3 // whole bytes that fit, keeping n <= 63
+	if k == 0 {
+		return
+	}
+	d.bits.a = d.bits.a<<(8*k) | w>>(64-8*k)
+	d.bits.n += 8 * k
+	d.bytes.i += int(k)
+	d.bytes.nUnreadable = 0
 }
 
 // receiveExtend is the composition of RECEIVE and EXTEND, specified in section
@@ -77,7 +128,6 @@ func (d *decoder) receiveExtend(t uint8) (int32, error) {
 		}
 	}
 	d.bits.n -= int32(t)
-	d.bits.m >>= t
 	s := int32(1) << t
 	x := int32(d.bits.a>>uint8(d.bits.n)) & (s - 1)
 	// EXTEND without a branch: the sign of a coefficient is a coin toss,
@@ -95,7 +145,6 @@ func (d *decoder) skipBits(t uint8) error {
 		}
 	}
 	d.bits.n -= int32(t)
-	d.bits.m >>= t
 	return nil
 }
 
@@ -164,6 +213,8 @@ func (d *decoder) processDHT(n int) error {
 			}
 		}
 
+		h.buildAC(&nCodes)
+
 		// Derive minCodes, maxCodes, and valsIndices.
 		var c, index int32
 		for i, n := range nCodes {
@@ -208,7 +259,6 @@ func (d *decoder) decodeHuffman(h *huffman) (uint8, error) {
 	if v := h.lut[(d.bits.a>>uint32(d.bits.n-lutSize))&0xff]; v != 0 {
 		n := (v & 0xff) - 1
 		d.bits.n -= int32(n)
-		d.bits.m >>= n
 		return uint8(v >> 8), nil
 	}
 
@@ -219,11 +269,8 @@ slowPath:
 				return 0, err
 			}
 		}
-		if d.bits.a&d.bits.m != 0 {
-			code |= 1
-		}
 		d.bits.n--
-		d.bits.m >>= 1
+		code |= int32(d.bits.a>>uint32(d.bits.n)) & 1
 		if code <= h.maxCodes[i] {
 			return h.vals[h.valsIndices[i]+code-h.minCodes[i]], nil
 		}
@@ -238,10 +285,8 @@ func (d *decoder) decodeBit() (bool, error) {
 			return false, err
 		}
 	}
-	ret := d.bits.a&d.bits.m != 0
 	d.bits.n--
-	d.bits.m >>= 1
-	return ret, nil
+	return d.bits.a>>uint32(d.bits.n)&1 != 0, nil
 }
 
 func (d *decoder) decodeBits(n int32) (uint32, error) {
@@ -250,9 +295,41 @@ func (d *decoder) decodeBits(n int32) (uint32, error) {
 			return 0, err
 		}
 	}
-	ret := d.bits.a >> uint32(d.bits.n-n)
+	ret := uint32(d.bits.a >> uint32(d.bits.n-n))
 	ret &= (1 << uint32(n)) - 1
 	d.bits.n -= n
-	d.bits.m >>= uint32(n)
 	return ret, nil
+}
+
+// buildAC derives h.ac from the code lengths and h.vals. Every code of at
+// most acLookahead bits fills the entries its bits prefix; when its value
+// bits fit too, each entry also holds the coefficient those bits extend to.
+func (h *huffman) buildAC(nCodes *[maxCodeLength]int32) {
+	clear(h.ac[:])
+	var x, code uint32
+	for i := uint32(0); i < acLookahead; i++ {
+		code <<= 1
+		for j := int32(0); j < nCodes[i]; j++ {
+			codeLen := i + 1
+			sym := h.vals[x]
+			size := uint32(sym & 0x0f)
+			// The mask keeps an over-subscribed (hostile) table in
+			// bounds, as the uint8 conversion does for h.lut.
+			base := code << (acLookahead - codeLen) & (1<<acLookahead - 1)
+			for k := uint32(0); k < 1<<(acLookahead-codeLen); k++ {
+				e := int32(sym)<<8 | int32(codeLen)
+				if codeLen+size <= acLookahead {
+					// The size bits after the code: EXTEND them (F.2.2.1).
+					r := int32(k >> (acLookahead - codeLen - size))
+					if size != 0 && r < 1<<(size-1) {
+						r += -1<<size + 1
+					}
+					e = r<<16 | int32(sym)<<8 | acValue | int32(codeLen+size)
+				}
+				h.ac[base|k] = e
+			}
+			code++
+			x++
+		}
+	}
 }

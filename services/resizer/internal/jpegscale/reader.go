@@ -100,11 +100,12 @@ type Reader interface {
 
 // bits holds the unprocessed bits that have been taken from the byte-stream.
 // The n least significant bits of a form the unread bits, to be read in MSB to
-// LSB order.
+// LSB order. The bits above them are stale and are masked off when read.
+// The accumulator has 64 bits so that one refill (see refillFast) serves
+// several Huffman codes.
 type bits struct {
-	a uint32 // accumulator.
-	m uint32 // mask. m==1<<(n-1) when n>0, with m==0 when n==0.
-	n int32  // the number of unread bits in a.
+	a uint64 // accumulator.
+	n int32  // the number of unread bits in a, at most 63.
 }
 
 type decoder struct {
@@ -156,10 +157,12 @@ type decoder struct {
 	scale, bs int
 	// keep[zig] says whether a reduced-size decode uses the coefficient at
 	// zig-zag index zig.
-	keep  [blockSize]bool
-	huff  [maxTc + 1][maxTh + 1]huffman
-	quant [maxTq + 1]block // Quantization tables, in zig-zag order.
-	tmp   [2 * blockSize]byte
+	keep [blockSize]bool
+	// keepNat lists the natural-order indexes of the kept coefficients.
+	keepNat []int
+	huff    [maxTc + 1][maxTh + 1]huffman
+	quant   [maxTq + 1]block // Quantization tables, in zig-zag order.
+	tmp     [2 * blockSize]byte
 }
 
 // fill fills up the d.bytes.buf buffer from the underlying io.Reader. It
@@ -198,7 +201,6 @@ func (d *decoder) unreadByteStuffedByte() {
 	if d.bits.n >= 8 {
 		d.bits.a >>= 8
 		d.bits.n -= 8
-		d.bits.m >>= 8
 	}
 }
 

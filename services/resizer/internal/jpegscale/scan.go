@@ -175,8 +175,12 @@ func (d *decoder) processSOS(n int) error {
 	// coefficients are non-zero.)
 	skipAC := !d.progressive && d.bs < 8
 	if skipAC {
+		d.keepNat = d.keepNat[:0]
 		for z := range d.keep {
 			d.keep[z] = unzig[z]%8 < d.bs && unzig[z]/8 < d.bs
+			if d.keep[z] {
+				d.keepNat = append(d.keepNat, unzig[z])
+			}
 		}
 	}
 
@@ -237,16 +241,26 @@ func (d *decoder) processSOS(n int) error {
 					}
 
 					// Load the previous partially decoded coefficients, if applicable.
+					pb := &b
 					if dcOnly {
 						b[0] = d.progDC[compIndex][by*mxx*hi+bx]
 					} else if d.progressive {
-						b = d.progCoeffs[compIndex][by*mxx*hi+bx]
+						// Decode in place: copying 256 bytes in and out
+						// for every block of every scan is wasted work.
+						pb = &d.progCoeffs[compIndex][by*mxx*hi+bx]
+					} else if skipAC {
+						// reconstructBlock reads only the kept
+						// coefficients: clearing the other 48 to 63 of
+						// them would be wasted.
+						for _, k := range d.keepNat {
+							b[k] = 0
+						}
 					} else {
 						b = block{}
 					}
 
 					if ah != 0 {
-						if err := d.refine(&b, &d.huff[acTable][scan[i].ta], zigStart, zigEnd, 1<<al); err != nil {
+						if err := d.refine(pb, &d.huff[acTable][scan[i].ta], zigStart, zigEnd, 1<<al); err != nil {
 							return err
 						}
 					} else {
@@ -254,75 +268,30 @@ func (d *decoder) processSOS(n int) error {
 						if zig == 0 {
 							zig++
 							// Decode the DC coefficient, as specified in section F.2.2.1.
-							value, err := d.decodeHuffman(&d.huff[dcTable][scan[i].td])
-							if err != nil {
-								return err
-							}
-							if value > 16 {
-								return UnsupportedError("excessive DC component")
-							}
-							dcDelta, err := d.receiveExtend(value)
+							dcDelta, err := d.decodeDC(&d.huff[dcTable][scan[i].td])
 							if err != nil {
 								return err
 							}
 							dc[compIndex] += dcDelta
-							b[0] = dc[compIndex] << al
+							pb[0] = dc[compIndex] << al
 						}
 
 						if zig <= zigEnd && d.eobRun > 0 {
 							d.eobRun--
 						} else {
 							// Decode the AC coefficients, as specified in section F.2.2.2.
-							huff := &d.huff[acTable][scan[i].ta]
-							for ; zig <= zigEnd; zig++ {
-								value, err := d.decodeHuffman(huff)
-								if err != nil {
-									return err
-								}
-								val0 := value >> 4
-								val1 := value & 0x0f
-								if val1 != 0 {
-									zig += int32(val0)
-									if zig > zigEnd {
-										break
-									}
-									if skipAC && !d.keep[zig] {
-										if err := d.skipBits(val1); err != nil {
-											return err
-										}
-										continue
-									}
-									ac, err := d.receiveExtend(val1)
-									if err != nil {
-										return err
-									}
-									b[unzig[zig]] = ac << al
-								} else {
-									if val0 != 0x0f {
-										d.eobRun = uint16(1 << val0)
-										if val0 != 0 {
-											bits, err := d.decodeBits(int32(val0))
-											if err != nil {
-												return err
-											}
-											d.eobRun |= uint16(bits)
-										}
-										d.eobRun--
-										break
-									}
-									zig += 0x0f
-								}
+							if err := d.decodeACs(pb, &d.huff[acTable][scan[i].ta], zig, zigEnd, al, skipAC); err != nil {
+								return err
 							}
 						}
 					}
 
 					if dcOnly {
-						d.progDC[compIndex][by*mxx*hi+bx] = b[0]
+						d.progDC[compIndex][by*mxx*hi+bx] = pb[0]
 						continue
 					}
 					if d.progressive {
-						// Save the coefficients.
-						d.progCoeffs[compIndex][by*mxx*hi+bx] = b
+						// The coefficients were decoded in place.
 						// At this point, we could call reconstructBlock to dequantize and perform the
 						// inverse DCT, to save early stages of a progressive image to the *image.YCbCr
 						// buffers (the whole point of progressive encoding), but in Go, the jpeg.Decode
@@ -332,7 +301,7 @@ func (d *decoder) processSOS(n int) error {
 						// SOS markers are processed.
 						continue
 					}
-					if err := d.reconstructBlock(&b, bx, by, int(compIndex)); err != nil {
+					if err := d.reconstructBlock(pb, bx, by, int(compIndex)); err != nil {
 						return err
 					}
 				} // for j
@@ -390,7 +359,9 @@ func (d *decoder) refine(b *block, h *huffman, zigStart, zigEnd, delta int32) er
 	loop:
 		for ; zig <= zigEnd; zig++ {
 			z := int32(0)
-			value, err := d.decodeHuffman(h)
+			// sign is the sign of a newly non-zero coefficient when the
+			// look-up read its bit, 0 when not.
+			value, sign, err := d.decodeRefineSymbol(h)
 			if err != nil {
 				return err
 			}
@@ -411,6 +382,10 @@ func (d *decoder) refine(b *block, h *huffman, zigStart, zigEnd, delta int32) er
 					break loop
 				}
 			case 1:
+				if sign != 0 {
+					z = sign * delta
+					break
+				}
 				z = delta
 				bit, err := d.decodeBit()
 				if err != nil {
@@ -444,11 +419,34 @@ func (d *decoder) refine(b *block, h *huffman, zigStart, zigEnd, delta int32) er
 	return nil
 }
 
+// decodeRefineSymbol decodes the next symbol of an AC refinement scan
+// (section G.1.2.3) and, when h.ac has it, the bit after it: its EXTEND
+// of 1 bit, -1 or 1, is the sign of a coefficient that becomes non-zero
+// (sign is 0 when that bit, if any, was not read).
+func (d *decoder) decodeRefineSymbol(h *huffman) (sym uint8, sign int32, err error) {
+	if d.bits.n < 32 {
+		d.refillFast()
+	}
+	if n := d.bits.n; n >= 32 {
+		if e := h.ac[d.bits.a>>uint32(n-acLookahead)&(1<<acLookahead-1)]; e&acValue != 0 {
+			d.bits.n -= e & acBits
+			return uint8(e >> 8), e >> 16, nil
+		}
+	}
+	sym, err = d.decodeHuffman(h)
+	return sym, 0, err
+}
+
 // refineNonZeroes refines non-zero entries of b in zig-zag order. If nz >= 0,
 // the first nz zero entries are skipped over.
+//
+// It reads a bit per non-zero entry, often most of a band: the accumulator
+// is kept in locals, as in decodeACs, and written back for ensureNBits.
 func (d *decoder) refineNonZeroes(b *block, zig, zigEnd, nz, delta int32) (int32, error) {
+	a, n := d.bits.a, d.bits.n
 	for ; zig <= zigEnd; zig++ {
-		u := unzig[zig]
+		// zig is in [1, 63]: the masks only spare bounds checks.
+		u := unzig[zig&(blockSize-1)] & (blockSize - 1)
 		if b[u] == 0 {
 			if nz == 0 {
 				break
@@ -456,11 +454,15 @@ func (d *decoder) refineNonZeroes(b *block, zig, zigEnd, nz, delta int32) (int32
 			nz--
 			continue
 		}
-		bit, err := d.decodeBit()
-		if err != nil {
-			return 0, err
+		if n == 0 {
+			d.bits.a, d.bits.n = a, n
+			if err := d.ensureNBits(1); err != nil {
+				return 0, err
+			}
+			a, n = d.bits.a, d.bits.n
 		}
-		if !bit {
+		n--
+		if a>>uint32(n)&1 == 0 {
 			continue
 		}
 		if b[u] >= 0 {
@@ -469,6 +471,7 @@ func (d *decoder) refineNonZeroes(b *block, zig, zigEnd, nz, delta int32) (int32
 			b[u] -= delta
 		}
 	}
+	d.bits.a, d.bits.n = a, n
 	return zig, nil
 }
 
