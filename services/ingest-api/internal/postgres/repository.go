@@ -130,7 +130,7 @@ func (r *Repository) RequestProcessing(ctx context.Context, ids []string, opts a
 		if err != nil {
 			return nil, err
 		}
-		todo = todo[:0:0]
+		todo = nil
 		for _, sw := range swaps {
 			i := index[sw.UUID]
 			if won[sw.UUID] {

@@ -64,13 +64,8 @@ func (d *decoder) decodeACs(b *block, h *huffman, zig, zigEnd int32, al uint32, 
 		if val1 == 0 {
 			if val0 != 0x0f {
 				d.bits.a, d.bits.n = a, n
-				d.eobRun = uint16(1 << val0)
-				if val0 != 0 {
-					bits, err := d.decodeBits(int32(val0))
-					if err != nil {
-						return err
-					}
-					d.eobRun |= uint16(bits)
+				if err := d.readEOBRun(val0); err != nil {
+					return err
 				}
 				d.eobRun--
 				return nil

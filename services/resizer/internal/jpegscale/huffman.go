@@ -289,6 +289,20 @@ func (d *decoder) decodeBit() (bool, error) {
 	return d.bits.a>>uint32(d.bits.n)&1 != 0, nil
 }
 
+// readEOBRun sets d.eobRun to the end-of-band run that a symbol of run r
+// and size 0 (r < 15) announces: 1<<r bands, plus r more bits of count.
+func (d *decoder) readEOBRun(r uint8) error {
+	d.eobRun = uint16(1 << r)
+	if r != 0 {
+		bits, err := d.decodeBits(int32(r))
+		if err != nil {
+			return err
+		}
+		d.eobRun |= uint16(bits)
+	}
+	return nil
+}
+
 func (d *decoder) decodeBits(n int32) (uint32, error) {
 	if d.bits.n < n {
 		if err := d.ensureNBits(n); err != nil {
