@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -19,8 +18,9 @@ import (
 
 // Repository implements app.Repository.
 type Repository struct {
-	db     *gorm.DB
-	notify func()
+	db      *gorm.DB
+	notify  func()
+	batches processBatches // of POST /photos/process
 }
 
 var _ app.Repository = (*Repository)(nil)
@@ -84,145 +84,6 @@ func requested(p database.Photo) *event.PhotoRequested {
 		e.OriginalKey = *p.OriginalKey
 	}
 	return e
-}
-
-// RequestProcessing starts a new attempt for every listed photo that has no
-// request outstanding, each with its PhotoRequested in the outbox.
-//
-// POST /photos/process is the API's most frequent write, so it takes two
-// round trips instead of a locking transaction's five: it reads the photos,
-// decides in Go, then one statement (atomic on its own) bumps each chosen
-// photo's attempt only if the photo is still in the state it was read in
-// (compare and swap) and writes the events of the photos it bumped. A photo
-// that changed in between (a concurrent request, the recorder) is read and
-// decided again, so concurrent requests still queue a photo once.
-func (r *Repository) RequestProcessing(ctx context.Context, ids []string, opts app.ProcessOptions, correlationID string) ([]app.ProcessResult, error) {
-	results := make([]app.ProcessResult, len(ids))
-	index := make(map[string]int, len(ids))
-	for i, id := range ids {
-		index[id] = i
-	}
-	queued := 0
-	todo := ids
-	for round := 0; len(todo) > 0; round++ {
-		if round == maxProcessRounds {
-			return nil, fmt.Errorf("request processing: photos changed %d times while being queued", round)
-		}
-		for _, id := range todo {
-			results[index[id]] = app.ProcessResult{UUID: id, Outcome: app.OutcomeNotFound}
-		}
-		var rows []database.Photo
-		if err := r.db.WithContext(ctx).
-			Select("uuid", "attempt", "status_attempt", "status", "url", "filename", "renditions", "original_key").
-			Where("uuid IN ?", todo).Find(&rows).Error; err != nil {
-			return nil, fmt.Errorf("read photos: %w", err)
-		}
-		var swaps []database.Photo
-		for _, p := range rows {
-			i := index[p.UUID]
-			results[i] = app.ProcessResult{UUID: p.UUID, Outcome: outcome(p, true, opts.Reprocess), Attempt: p.Attempt}
-			if results[i].Outcome != app.OutcomeQueued {
-				continue
-			}
-			swaps = append(swaps, p)
-		}
-		won, err := r.startAttempts(ctx, swaps, opts.Renditions, correlationID)
-		if err != nil {
-			return nil, err
-		}
-		todo = nil
-		for _, sw := range swaps {
-			i := index[sw.UUID]
-			if won[sw.UUID] {
-				results[i].Attempt = sw.Attempt + 1
-				queued++
-				continue
-			}
-			todo = append(todo, sw.UUID) // changed since read: decide again
-		}
-	}
-	if queued > 0 {
-		r.notify()
-	}
-	return results, nil
-}
-
-// maxProcessRounds bounds how often RequestProcessing reads photos that
-// keep changing under it; each round that loses a race sees the winner's
-// request, so two are the most a photo needs in practice.
-const maxProcessRounds = 8
-
-// startAttempts moves each photo that is still as read to its next attempt
-// and writes its PhotoRequested, in one statement; it returns the photos
-// it moved.
-func (r *Repository) startAttempts(ctx context.Context, swaps []database.Photo, renditions []string, correlationID string) (map[string]bool, error) {
-	if len(swaps) == 0 {
-		return nil, nil
-	}
-	events := make([]event.Event, len(swaps))
-	for i, sw := range swaps {
-		p := sw
-		p.Attempt++
-		if len(renditions) > 0 {
-			p.Renditions = renditions
-		}
-		events[i] = requested(p)
-	}
-	rows, err := outbox.Rows(correlationID, events...)
-	if err != nil {
-		return nil, err
-	}
-	values := make([]string, len(swaps))
-	args := make([]any, 0, len(swaps)*8+1)
-	for i, sw := range swaps {
-		meta, err := json.Marshal(rows[i].Metadata)
-		if err != nil {
-			return nil, fmt.Errorf("encode outbox metadata: %w", err)
-		}
-		values[i] = "(?::uuid, ?::int, ?::int, ?::photo_status, ?::text, ?::text, ?::bytea, ?::jsonb)"
-		args = append(args, sw.UUID, sw.Attempt, sw.StatusAttempt, string(sw.Status),
-			rows[i].Topic, rows[i].MessageID, rows[i].Payload, string(meta))
-	}
-	set := "attempt = p.attempt + 1, updated_at = now()"
-	if len(renditions) > 0 {
-		set += ", renditions = ?::jsonb" // after the VALUES placeholders in the text
-		args = append(args, renditionsJSON(renditions))
-	}
-	var moved []struct{ UUID string }
-	err = r.db.WithContext(ctx).Raw(`WITH v (uuid, attempt, status_attempt, status, topic, message_id, payload, metadata) AS (
-			VALUES `+strings.Join(values, ", ")+`),
-		moved AS (
-			UPDATE photos p SET `+set+`
-			FROM v
-			WHERE p.uuid = v.uuid AND p.attempt = v.attempt AND p.status_attempt = v.status_attempt AND p.status = v.status
-			RETURNING p.uuid)
-		INSERT INTO outbox (topic, message_id, payload, metadata)
-		SELECT v.topic, v.message_id, v.payload, v.metadata FROM v JOIN moved USING (uuid)
-		RETURNING (SELECT v.uuid FROM v WHERE v.message_id = outbox.message_id) AS uuid`, args...).Scan(&moved).Error
-	if err != nil {
-		return nil, fmt.Errorf("start attempts: %w", err)
-	}
-	won := make(map[string]bool, len(moved))
-	for _, m := range moved {
-		won[m.UUID] = true
-	}
-	return won, nil
-}
-
-// outcome decides what a processing request does to photo p. A request is
-// outstanding while the photo's newest attempt has not been picked up.
-func outcome(p database.Photo, found, reprocess bool) string {
-	switch {
-	case !found:
-		return app.OutcomeNotFound
-	case p.Attempt > p.StatusAttempt:
-		return app.OutcomeAlreadyQueued
-	case p.Status == database.StatusProcessing:
-		return app.OutcomeAlreadyProcessing
-	case p.Status == database.StatusCompleted && !reprocess:
-		return app.OutcomeAlreadyCompleted
-	}
-	return app.OutcomeQueued
 }
 
 // ListPending returns pending photos oldest first, after the cursor.

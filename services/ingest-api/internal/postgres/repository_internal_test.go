@@ -41,7 +41,7 @@ func TestStartAttemptsComparesAndSwaps(t *testing.T) {
 	stale := read()
 	// Another request wins the race between this one's read and write.
 	require.NoError(t, db.Exec("UPDATE photos SET attempt = 1 WHERE uuid = ?", p.UUID).Error)
-	won, err := r.startAttempts(ctx, []database.Photo{stale}, nil, "corr-1")
+	won, err := r.startAttempts(ctx, []attemptSwap{{Photo: stale, CorrelationID: "corr-1"}})
 	require.NoError(t, err)
 	require.Empty(t, won)
 	require.Empty(t, outbox(), "no event for a photo that changed")
@@ -50,7 +50,7 @@ func TestStartAttemptsComparesAndSwaps(t *testing.T) {
 	// The recorder finishes attempt 1; a reprocess with new renditions,
 	// from a fresh read, moves the photo to attempt 2.
 	require.NoError(t, db.Exec("UPDATE photos SET status = 'completed', status_attempt = 1 WHERE uuid = ?", p.UUID).Error)
-	won, err = r.startAttempts(ctx, []database.Photo{read()}, []string{"small"}, "corr-2")
+	won, err = r.startAttempts(ctx, []attemptSwap{{Photo: read(), Renditions: []string{"small"}, CorrelationID: "corr-2"}})
 	require.NoError(t, err)
 	require.Equal(t, map[string]bool{p.UUID: true}, won)
 	now := read()

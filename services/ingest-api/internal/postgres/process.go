@@ -1,0 +1,312 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/photopipe/photopipe/services/ingest-api/internal/app"
+	"github.com/photopipe/photopipe/shared/database"
+	"github.com/photopipe/photopipe/shared/outbox"
+)
+
+// RequestProcessing starts a new attempt for every listed photo that has no
+// request outstanding, each with its PhotoRequested in the outbox.
+//
+// POST /photos/process is the API's most frequent write. Each batch of
+// requests takes two round trips: it reads the photos, decides in Go, then
+// one statement (atomic on its own) bumps each chosen photo's attempt only
+// if the photo is still in the state it was read in (compare and swap) and
+// writes the events of the photos it bumped. A photo that changed in
+// between (a concurrent request, the recorder) is read and decided again,
+// so concurrent requests still queue a photo once.
+//
+// Requests that arrive while a batch runs wait and go together in the next
+// one (group commit): under load the round trips, statements and commits
+// are shared by many requests instead of paid by each, and with no load a
+// request runs at once, alone.
+func (r *Repository) RequestProcessing(ctx context.Context, ids []string, opts app.ProcessOptions, correlationID string) ([]app.ProcessResult, error) {
+	c := &processCall{ids: ids, opts: opts, correlationID: correlationID,
+		done: make(chan struct{}), lead: make(chan struct{})}
+	return r.batches.submit(ctx, c, r.processBatch)
+}
+
+// processCall is one RequestProcessing call waiting for its batch.
+type processCall struct {
+	ids           []string
+	opts          app.ProcessOptions
+	correlationID string
+
+	results []app.ProcessResult
+	err     error
+	done    chan struct{} // closed when results or err are set
+	lead    chan struct{} // closed when this call is to run the next batch
+}
+
+// processBatches is the queue of calls that wait for a batch. At most one
+// batch runs at a time, led by one of the calls in it: the call that found
+// no batch running, or the oldest waiting call, to which the leader of the
+// previous batch handed over. Every leader runs one batch only (the one
+// with its own call), so a request never waits for more than the batch
+// running when it came and its own.
+type processBatches struct {
+	mu      sync.Mutex
+	waiting []*processCall
+	busy    bool // a leader is running a batch or about to
+	runs    int  // batches taken so far
+}
+
+// maxBatchPhotos bounds the photos one batch reads and writes (a call with
+// more goes alone): 8 parameters a photo stay far below Postgres's 65,535.
+const maxBatchPhotos = 1000
+
+// batchTimeout bounds one batch. A batch serves several requests, so it
+// does not end with its leader's request; it ends by this deadline when the
+// database does not answer.
+const batchTimeout = 30 * time.Second
+
+func (q *processBatches) submit(ctx context.Context, c *processCall, run func(context.Context, []*processCall)) ([]app.ProcessResult, error) {
+	q.mu.Lock()
+	q.waiting = append(q.waiting, c)
+	leader := !q.busy
+	q.busy = true
+	q.mu.Unlock()
+	if !leader {
+		// A follower does not leave early when its request ends: the
+		// leader may have handed over to it, and the batch it is in may
+		// already be running.
+		select {
+		case <-c.done:
+			return c.results, c.err
+		case <-c.lead:
+		}
+	}
+	batch := q.take()
+	func() {
+		defer q.handOver()
+		defer func() {
+			// A panic in run still answers every call of the batch.
+			if p := recover(); p != nil {
+				for _, b := range batch {
+					if !isClosed(b.done) {
+						b.err = fmt.Errorf("request processing: %v", p)
+						close(b.done)
+					}
+				}
+			}
+		}()
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
+		defer cancel()
+		run(bctx, batch)
+	}()
+	<-c.done // the batch held c: a leader's call is the oldest waiting
+	return c.results, c.err
+}
+
+// take removes the next batch from the queue: the oldest call, then every
+// later one that fits and names none of the photos already taken (those
+// wait for a later batch, so that each photo is decided once per batch, in
+// the order the requests came).
+func (q *processBatches) take() []*processCall {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var batch, rest []*processCall
+	taken := map[string]bool{}
+	photos := 0
+	for _, c := range q.waiting {
+		fits := len(batch) == 0 || photos+len(c.ids) <= maxBatchPhotos
+		for _, id := range c.ids {
+			if !fits {
+				break
+			}
+			fits = !taken[id]
+		}
+		if !fits {
+			rest = append(rest, c)
+			continue
+		}
+		for _, id := range c.ids {
+			taken[id] = true
+		}
+		photos += len(c.ids)
+		batch = append(batch, c)
+	}
+	q.waiting = rest
+	q.runs++
+	return batch
+}
+
+// handOver makes the oldest waiting call the next leader, or marks the
+// queue idle.
+func (q *processBatches) handOver() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.waiting) == 0 {
+		q.busy = false
+		return
+	}
+	close(q.waiting[0].lead)
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// processBatch decides and queues the photos of every call in the batch
+// and answers each call; no two calls name the same photo.
+func (r *Repository) processBatch(ctx context.Context, calls []*processCall) {
+	type slot struct {
+		call *processCall
+		i    int
+	}
+	where := map[string]slot{}
+	var todo []string
+	for _, c := range calls {
+		c.results = make([]app.ProcessResult, len(c.ids))
+		for i, id := range c.ids {
+			where[id] = slot{c, i}
+			todo = append(todo, id)
+		}
+	}
+	fail := func(err error) {
+		for _, c := range calls {
+			c.results, c.err = nil, err
+			close(c.done)
+		}
+	}
+	queued := 0
+	for round := 0; len(todo) > 0; round++ {
+		if round == maxProcessRounds {
+			fail(fmt.Errorf("request processing: photos changed %d times while being queued", round))
+			return
+		}
+		for _, id := range todo {
+			s := where[id]
+			s.call.results[s.i] = app.ProcessResult{UUID: id, Outcome: app.OutcomeNotFound}
+		}
+		var rows []database.Photo
+		if err := r.db.WithContext(ctx).
+			Select("uuid", "attempt", "status_attempt", "status", "url", "filename", "renditions", "original_key").
+			Where("uuid IN ?", todo).Find(&rows).Error; err != nil {
+			fail(fmt.Errorf("read photos: %w", err))
+			return
+		}
+		var swaps []attemptSwap
+		for _, p := range rows {
+			s := where[p.UUID]
+			res := app.ProcessResult{UUID: p.UUID, Outcome: outcome(p, true, s.call.opts.Reprocess), Attempt: p.Attempt}
+			s.call.results[s.i] = res
+			if res.Outcome == app.OutcomeQueued {
+				swaps = append(swaps, attemptSwap{Photo: p, Renditions: s.call.opts.Renditions, CorrelationID: s.call.correlationID})
+			}
+		}
+		won, err := r.startAttempts(ctx, swaps)
+		if err != nil {
+			fail(err)
+			return
+		}
+		todo = nil
+		for _, sw := range swaps {
+			s := where[sw.Photo.UUID]
+			if won[sw.Photo.UUID] {
+				s.call.results[s.i].Attempt = sw.Photo.Attempt + 1
+				queued++
+				continue
+			}
+			todo = append(todo, sw.Photo.UUID) // changed since read: decide again
+		}
+	}
+	if queued > 0 {
+		r.notify()
+	}
+	for _, c := range calls {
+		close(c.done)
+	}
+}
+
+// maxProcessRounds bounds how often a batch reads photos that keep
+// changing under it; each round that loses a race sees the winner's
+// request, so two are the most a photo needs in practice.
+const maxProcessRounds = 8
+
+// attemptSwap is a photo as read, to move to its next attempt, with what
+// the request that moves it asked for.
+type attemptSwap struct {
+	Photo         database.Photo
+	Renditions    []string // replace the photo's when not empty
+	CorrelationID string
+}
+
+// startAttempts moves each photo that is still as read to its next attempt
+// and writes its PhotoRequested, in one statement; it returns the photos
+// it moved.
+func (r *Repository) startAttempts(ctx context.Context, swaps []attemptSwap) (map[string]bool, error) {
+	if len(swaps) == 0 {
+		return nil, nil
+	}
+	values := make([]string, len(swaps))
+	args := make([]any, 0, len(swaps)*9)
+	for i, sw := range swaps {
+		p := sw.Photo
+		p.Attempt++
+		var renditions any // NULL: keep the photo's
+		if len(sw.Renditions) > 0 {
+			p.Renditions = sw.Renditions
+			renditions = renditionsJSON(sw.Renditions)
+		}
+		rows, err := outbox.Rows(sw.CorrelationID, requested(p))
+		if err != nil {
+			return nil, err
+		}
+		meta, err := json.Marshal(rows[0].Metadata)
+		if err != nil {
+			return nil, fmt.Errorf("encode outbox metadata: %w", err)
+		}
+		values[i] = "(?::uuid, ?::int, ?::int, ?::photo_status, ?::jsonb, ?::text, ?::text, ?::bytea, ?::jsonb)"
+		args = append(args, sw.Photo.UUID, sw.Photo.Attempt, sw.Photo.StatusAttempt, string(sw.Photo.Status), renditions,
+			rows[0].Topic, rows[0].MessageID, rows[0].Payload, string(meta))
+	}
+	var moved []struct{ UUID string }
+	err := r.db.WithContext(ctx).Raw(`WITH v (uuid, attempt, status_attempt, status, renditions, topic, message_id, payload, metadata) AS (
+			VALUES `+strings.Join(values, ", ")+`),
+		moved AS (
+			UPDATE photos p SET attempt = p.attempt + 1, updated_at = now(), renditions = COALESCE(v.renditions, p.renditions)
+			FROM v
+			WHERE p.uuid = v.uuid AND p.attempt = v.attempt AND p.status_attempt = v.status_attempt AND p.status = v.status
+			RETURNING p.uuid)
+		INSERT INTO outbox (topic, message_id, payload, metadata)
+		SELECT v.topic, v.message_id, v.payload, v.metadata FROM v JOIN moved USING (uuid)
+		RETURNING (SELECT v.uuid FROM v WHERE v.message_id = outbox.message_id) AS uuid`, args...).Scan(&moved).Error
+	if err != nil {
+		return nil, fmt.Errorf("start attempts: %w", err)
+	}
+	won := make(map[string]bool, len(moved))
+	for _, m := range moved {
+		won[m.UUID] = true
+	}
+	return won, nil
+}
+
+// outcome decides what a processing request does to photo p. A request is
+// outstanding while the photo's newest attempt has not been picked up.
+func outcome(p database.Photo, found, reprocess bool) string {
+	switch {
+	case !found:
+		return app.OutcomeNotFound
+	case p.Attempt > p.StatusAttempt:
+		return app.OutcomeAlreadyQueued
+	case p.Status == database.StatusProcessing:
+		return app.OutcomeAlreadyProcessing
+	case p.Status == database.StatusCompleted && !reprocess:
+		return app.OutcomeAlreadyCompleted
+	}
+	return app.OutcomeQueued
+}

@@ -1,0 +1,188 @@
+package postgres
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
+
+	"github.com/photopipe/photopipe/services/ingest-api/internal/app"
+	"github.com/photopipe/photopipe/shared/database"
+	"github.com/photopipe/photopipe/shared/testenv"
+)
+
+// batchFixture is a repository on its own database with n pending photos.
+type batchFixture struct {
+	db     *gorm.DB
+	r      *Repository
+	photos []database.Photo
+}
+
+func newBatchFixture(t *testing.T, n int) *batchFixture {
+	t.Helper()
+	ctx := context.Background()
+	db, err := database.Open(ctx, database.Config{URL: testenv.Postgres(t), MaxOpenConns: 8, MaxIdleConns: 8, ConnectTimeout: 30 * time.Second, Migrate: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = database.Close(db) })
+	f := &batchFixture{db: db, r: New(db, func() {})}
+	for range n {
+		p := database.Photo{URL: "http://example.test/a.jpg", Status: database.StatusPending, Renditions: []string{"thumb"}}
+		require.NoError(t, db.Create(&p).Error)
+		f.photos = append(f.photos, p)
+	}
+	return f
+}
+
+// holdFirstBatch starts a RequestProcessing of photo 0 whose statement
+// waits on a row lock until release is called, so that the calls made
+// meanwhile queue up behind it; it returns release and the call's result.
+func (f *batchFixture) holdFirstBatch(t *testing.T) (release func(), first <-chan []app.ProcessResult) {
+	t.Helper()
+	tx := f.db.Begin()
+	require.NoError(t, tx.Error)
+	require.NoError(t, tx.Exec("SELECT 1 FROM photos WHERE uuid = ? FOR UPDATE", f.photos[0].UUID).Error)
+	out := make(chan []app.ProcessResult, 1)
+	go func() {
+		res, err := f.r.RequestProcessing(context.Background(), []string{f.photos[0].UUID}, app.ProcessOptions{}, "corr-first")
+		if err != nil {
+			t.Errorf("first call: %v", err)
+		}
+		out <- res
+	}()
+	f.waitBusy(t, 0)
+	return func() { require.NoError(t, tx.Rollback().Error) }, out
+}
+
+// waitBusy waits until a batch runs and n calls wait behind it.
+func (f *batchFixture) waitBusy(t *testing.T, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		q := &f.r.batches
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.busy && q.runs >= 1 && len(q.waiting) == n
+	}, 10*time.Second, time.Millisecond)
+}
+
+func (f *batchFixture) runs() int {
+	f.r.batches.mu.Lock()
+	defer f.r.batches.mu.Unlock()
+	return f.r.batches.runs
+}
+
+// TestRequestsWaitingShareOneBatch: the 40 requests that arrive while a
+// batch runs are decided and written together, in one more batch, each
+// with its own renditions and correlation id, each photo queued once.
+func TestRequestsWaitingShareOneBatch(t *testing.T) {
+	f := newBatchFixture(t, 41)
+	release, first := f.holdFirstBatch(t)
+
+	var wg sync.WaitGroup
+	results := make([][]app.ProcessResult, 41)
+	for i := 1; i <= 40; i++ {
+		opts := app.ProcessOptions{}
+		if i%2 == 0 {
+			opts.Renditions = []string{"small"}
+		}
+		wg.Go(func() {
+			res, err := f.r.RequestProcessing(context.Background(), []string{f.photos[i].UUID}, opts, "corr-"+f.photos[i].UUID)
+			assert.NoError(t, err)
+			results[i] = res
+		})
+	}
+	f.waitBusy(t, 40)
+	release()
+	wg.Wait()
+	require.Equal(t, []app.ProcessResult{{UUID: f.photos[0].UUID, Outcome: app.OutcomeQueued, Attempt: 1}}, <-first)
+	require.Equal(t, 2, f.runs(), "the 40 waiting requests went in one batch")
+
+	var rows []database.OutboxMessage
+	require.NoError(t, f.db.Order("id").Find(&rows).Error)
+	require.Len(t, rows, 41)
+	corr := map[string]string{}
+	for _, row := range rows {
+		corr[row.MessageID] = row.Metadata[middleware.CorrelationIDMetadataKey]
+	}
+	for i := 1; i <= 40; i++ {
+		p := f.photos[i]
+		require.Equal(t, []app.ProcessResult{{UUID: p.UUID, Outcome: app.OutcomeQueued, Attempt: 1}}, results[i])
+		var got database.Photo
+		require.NoError(t, f.db.Take(&got, "uuid = ?", p.UUID).Error)
+		require.Equal(t, 1, got.Attempt)
+		want := []string{"thumb"}
+		if i%2 == 0 {
+			want = []string{"small"}
+		}
+		require.Equal(t, want, got.Renditions, "photo %d", i)
+	}
+	seen := map[string]int{}
+	for _, c := range corr {
+		seen[c]++
+	}
+	for i := 1; i <= 40; i++ {
+		require.Equal(t, 1, seen["corr-"+f.photos[i].UUID], "one event with request %d's correlation id", i)
+	}
+}
+
+// TestRequestsForOnePhotoAreNotBatchedTogether: requests naming a photo
+// that an earlier waiting request names go in later batches, in order, so
+// the first queues it and the later ones see it queued.
+func TestRequestsForOnePhotoAreNotBatchedTogether(t *testing.T) {
+	f := newBatchFixture(t, 3)
+	release, first := f.holdFirstBatch(t)
+	b, c := f.photos[1].UUID, f.photos[2].UUID
+
+	results := make([]chan []app.ProcessResult, 3)
+	for i, ids := range [][]string{{b}, {b}, {c, b}} {
+		results[i] = make(chan []app.ProcessResult, 1)
+		go func() {
+			res, err := f.r.RequestProcessing(context.Background(), ids, app.ProcessOptions{}, "corr")
+			assert.NoError(t, err)
+			results[i] <- res
+		}()
+		f.waitBusy(t, i+1) // in this order
+	}
+	release()
+	<-first
+	require.Equal(t, []app.ProcessResult{{UUID: b, Outcome: app.OutcomeQueued, Attempt: 1}}, <-results[0])
+	require.Equal(t, []app.ProcessResult{{UUID: b, Outcome: app.OutcomeAlreadyQueued, Attempt: 1}}, <-results[1])
+	require.Equal(t, []app.ProcessResult{
+		{UUID: c, Outcome: app.OutcomeQueued, Attempt: 1},
+		{UUID: b, Outcome: app.OutcomeAlreadyQueued, Attempt: 1},
+	}, <-results[2])
+	require.Equal(t, 4, f.runs(), "the first, then one batch per request naming b")
+	var n int64
+	require.NoError(t, f.db.Model(&database.OutboxMessage{}).Count(&n).Error)
+	require.EqualValues(t, 3, n, "one event per photo")
+}
+
+// TestBatchErrorAnswersEveryRequest: when the database fails a batch,
+// every request in it gets the error, and the queue goes on with the next.
+// (The failure here is an id Postgres refuses, which the service's checks
+// never let through: it stands for any error of the batch's statements.)
+func TestBatchErrorAnswersEveryRequest(t *testing.T) {
+	f := newBatchFixture(t, 2)
+	release, first := f.holdFirstBatch(t)
+	errs := make(chan error, 2)
+	for _, id := range []string{f.photos[1].UUID, "not-a-uuid"} {
+		go func() {
+			_, err := f.r.RequestProcessing(context.Background(), []string{id}, app.ProcessOptions{}, "corr")
+			errs <- err
+		}()
+	}
+	f.waitBusy(t, 2)
+	release()
+	<-first
+	for range 2 {
+		require.ErrorContains(t, <-errs, "read photos")
+	}
+	res, err := f.r.RequestProcessing(context.Background(), []string{f.photos[1].UUID}, app.ProcessOptions{}, "corr")
+	require.NoError(t, err)
+	require.Equal(t, []app.ProcessResult{{UUID: f.photos[1].UUID, Outcome: app.OutcomeQueued, Attempt: 1}}, res)
+	require.Equal(t, 3, f.runs())
+}
