@@ -19,8 +19,11 @@ type Config struct {
 	DB         database.Config
 	Log        logging.Config
 	HealthAddr string // HEALTH_ADDR; empty serves no health endpoints
-	Workers    int    // WORKERS: events applied at once per replica, per topic
-	Callbacks  Callbacks
+	Workers    int    // WORKERS: events handled at once per replica, per topic
+	// Batch is how many events one transaction applies at most
+	// (RECORD_BATCH): events handled at once are committed together.
+	Batch     int
+	Callbacks Callbacks
 }
 
 // Callbacks are the settings of callback delivery (README "Callbacks").
@@ -53,7 +56,10 @@ func Load(getenv func(string) string) (Config, error) {
 		DB:         database.LoadConfig(r),
 		Log:        logging.Config{Format: r.String("LOG_FORMAT", "json"), Level: r.String("LOG_LEVEL", "info")},
 		HealthAddr: r.String("HEALTH_ADDR", ""),
-		Workers:    r.Int("WORKERS", 4),
+		// Enough handlers per topic that the events of a busy pipeline
+		// find each other in one transaction (RECORD_BATCH).
+		Workers: r.Int("WORKERS", 16),
+		Batch:   r.Int("RECORD_BATCH", 128),
 		Callbacks: Callbacks{
 			Secret:       r.String("CALLBACK_SECRET", ""),
 			Timeout:      r.Duration("CALLBACK_TIMEOUT", 10*time.Second),
@@ -88,6 +94,9 @@ func (c Config) Validate() error {
 	errs := []error{c.Bus.Validate(), c.DB.Validate()}
 	if c.Workers < 1 {
 		errs = append(errs, errors.New("WORKERS: must be at least 1"))
+	}
+	if c.Batch < 1 {
+		errs = append(errs, errors.New("RECORD_BATCH: must be at least 1"))
 	}
 	cb := c.Callbacks
 	if cb.Timeout <= 0 {

@@ -80,3 +80,16 @@ func TestCallbackRetention(t *testing.T) {
 		})
 	}
 }
+
+func TestBatch(t *testing.T) {
+	t.Parallel()
+	c, err := load(nil)
+	require.NoError(t, err)
+	require.Equal(t, 128, c.Batch)
+	require.Equal(t, 16, c.Workers, "enough handlers per topic for batches to form")
+	c, err = load(map[string]string{"RECORD_BATCH": "1"})
+	require.NoError(t, err)
+	require.Equal(t, 1, c.Batch, "a transaction per event")
+	_, err = load(map[string]string{"RECORD_BATCH": "0"})
+	require.ErrorContains(t, err, "RECORD_BATCH")
+}

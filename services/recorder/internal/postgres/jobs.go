@@ -20,20 +20,18 @@ type jobPhoto struct {
 }
 
 // advanceJob moves the photo's group and job on after the photo reached a
-// final state (in the same transaction): a completed photo requests the
-// next photo of its group, a failed one fails the group and skips its
-// remaining photos; the job finishes when its last group does. It returns
-// the job's id when this photo finished the job, "" otherwise.
-func advanceJob(ctx context.Context, tx *gorm.DB, photoID string, failed bool, reason string) (string, error) {
-	var jp jobPhoto
-	if err := tx.Raw("SELECT job_uuid, group_key, group_seq FROM photos WHERE uuid = ?", photoID).Scan(&jp).Error; err != nil {
-		return "", fmt.Errorf("read job of photo: %w", err)
-	}
+// final state (in the same transaction; jp is where the photo stands in
+// its job, as the update that made it final returned it): a completed
+// photo requests the next photo of its group, a failed one fails the group
+// and skips its remaining photos; the job finishes when its last group
+// does. It returns the job's id when this photo finished the job, ""
+// otherwise, and whether it wrote an outbox event.
+func advanceJob(ctx context.Context, tx *gorm.DB, photoID string, jp jobPhoto, failed bool, reason string) (string, bool, error) {
 	if jp.JobUUID == nil || jp.GroupKey == nil || jp.GroupSeq == nil {
-		return "", nil
+		return "", false, nil
 	}
 	job, key, seq := *jp.JobUUID, *jp.GroupKey, *jp.GroupSeq
-	finishedGroup, failedGroup := false, false
+	finishedGroup, failedGroup, requested := false, false, false
 	if failed {
 		res := tx.Exec(`UPDATE photos
 			SET status = 'failed', failure_stage = 'job', failure_code = ?, updated_at = now(),
@@ -42,39 +40,41 @@ func advanceJob(ctx context.Context, tx *gorm.DB, photoID string, failed bool, r
 			database.SkippedCode, fmt.Sprintf("not processed: photo %s of group %q failed first (%s)", photoID, key, reason),
 			job, key, seq)
 		if res.Error != nil {
-			return "", fmt.Errorf("skip rest of group: %w", res.Error)
+			return "", false, fmt.Errorf("skip rest of group: %w", res.Error)
 		}
 		skipped := int(res.RowsAffected)
 		if err := tx.Exec(`UPDATE job_groups SET status = 'failed', done = done + 1 + ?, error = ?, failed_photo = ?
 			WHERE job_uuid = ? AND group_key = ?`, skipped, reason, photoID, job, key).Error; err != nil {
-			return "", fmt.Errorf("fail group: %w", err)
+			return "", false, fmt.Errorf("fail group: %w", err)
 		}
 		if err := tx.Exec(`UPDATE jobs SET failed = failed + 1, skipped = skipped + ? WHERE uuid = ?`, skipped, job).Error; err != nil {
-			return "", fmt.Errorf("count failure: %w", err)
+			return "", false, fmt.Errorf("count failure: %w", err)
 		}
 		finishedGroup, failedGroup = true, true
 	} else {
 		var g database.JobGroup
 		if err := tx.Raw(`UPDATE job_groups SET done = done + 1 WHERE job_uuid = ? AND group_key = ?
 			RETURNING job_uuid, group_key, total, done`, job, key).Scan(&g).Error; err != nil {
-			return "", fmt.Errorf("count group progress: %w", err)
+			return "", false, fmt.Errorf("count group progress: %w", err)
 		}
 		if err := tx.Exec(`UPDATE jobs SET completed = completed + 1 WHERE uuid = ?`, job).Error; err != nil {
-			return "", fmt.Errorf("count completion: %w", err)
+			return "", false, fmt.Errorf("count completion: %w", err)
 		}
 		if g.Done < g.Total {
-			if err := requestNext(ctx, tx, job, key, seq); err != nil {
-				return "", err
+			ok, err := requestNext(ctx, tx, job, key, seq)
+			if err != nil {
+				return "", false, err
 			}
+			requested = ok
 		} else {
 			finishedGroup = true
 			if err := tx.Exec(`UPDATE job_groups SET status = 'completed' WHERE job_uuid = ? AND group_key = ?`, job, key).Error; err != nil {
-				return "", fmt.Errorf("complete group: %w", err)
+				return "", false, fmt.Errorf("complete group: %w", err)
 			}
 		}
 	}
 	if !finishedGroup {
-		return "", nil
+		return "", requested, nil
 	}
 	failedInc := 0
 	if failedGroup {
@@ -87,26 +87,27 @@ func advanceJob(ctx context.Context, tx *gorm.DB, photoID string, failed bool, r
 		    completed_at = CASE WHEN groups_finished + 1 >= groups_total THEN now() END,
 		    updated_at = now()
 		WHERE uuid = ? RETURNING status::text AS status`, failedInc, failedInc, job).Scan(&st).Error; err != nil {
-		return "", fmt.Errorf("finish group: %w", err)
+		return "", false, fmt.Errorf("finish group: %w", err)
 	}
 	if st.Status == string(database.JobOngoing) {
-		return "", nil
+		return "", requested, nil
 	}
-	return job, nil
+	return job, requested, nil
 }
 
 // requestNext starts the next photo of the group, with its PhotoRequested
-// written to the outbox in the same transaction.
-func requestNext(ctx context.Context, tx *gorm.DB, job, key string, seq int) error {
+// written to the outbox in the same transaction, and reports whether it
+// did (a duplicate completion finds it requested already).
+func requestNext(ctx context.Context, tx *gorm.DB, job, key string, seq int) (bool, error) {
 	var next database.Photo
 	res := tx.Raw(`UPDATE photos SET attempt = attempt + 1, updated_at = now()
 		WHERE job_uuid = ? AND group_key = ? AND group_seq = ? AND status = 'pending' AND attempt = 0
 		RETURNING *`, job, key, seq+1).Scan(&next)
 	if res.Error != nil {
-		return fmt.Errorf("request next photo of group: %w", res.Error)
+		return false, fmt.Errorf("request next photo of group: %w", res.Error)
 	}
 	if res.RowsAffected == 0 {
-		return nil // already requested (a duplicate completion)
+		return false, nil // already requested (a duplicate completion)
 	}
 	e := &event.PhotoRequested{
 		Header: event.NewHeader(next.UUID, next.Attempt), URL: next.URL, Filename: next.Filename,
@@ -115,5 +116,8 @@ func requestNext(ctx context.Context, tx *gorm.DB, job, key string, seq int) err
 	if next.OriginalKey != nil && next.URL == "" {
 		e.OriginalKey = *next.OriginalKey
 	}
-	return outbox.Add(tx, bus.CorrelationID(ctx), e)
+	if err := outbox.Add(tx, bus.CorrelationID(ctx), e); err != nil {
+		return false, err
+	}
+	return true, nil
 }

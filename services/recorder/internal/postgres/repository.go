@@ -22,22 +22,59 @@ type Repository struct {
 	db         *gorm.DB
 	notify     func()
 	onCallback func()
+	batch      *batcher
 }
 
 var _ app.Repository = (*Repository)(nil)
 
+// DefaultBatch is how many events one transaction applies at most.
+const DefaultBatch = 128
+
+// Option changes a Repository's defaults.
+type Option func(*Repository)
+
+// WithBatch sets how many events one transaction applies at most (at
+// least 1; 1 is a transaction per event).
+func WithBatch(n int) Option {
+	return func(r *Repository) { r.batch.max = max(n, 1) }
+}
+
 // New returns a Repository over db; notify is called after a transaction
 // that wrote outbox events (the next photo of a job's group) committed,
 // onCallback after one that queued a callback.
-func New(db *gorm.DB, notify, onCallback func()) *Repository {
-	return &Repository{db: db, notify: notify, onCallback: onCallback}
+//
+// Events handled at once are applied in one transaction (group commit,
+// see batcher); each method returns once its event's change is committed.
+func New(db *gorm.DB, notify, onCallback func(), opts ...Option) *Repository {
+	r := &Repository{db: db, notify: notify, onCallback: onCallback, batch: &batcher{db: db, max: DefaultBatch}}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
 }
 
-// final is what a transaction that made a photo final left to do after
-// its commit.
+// final is what applying an event did, and left to do after the commit.
 type final struct {
 	applied   bool // the event moved the photo forward
+	requested bool // an outbox event was written (the next photo of a group)
 	callbacks bool // a callback was queued
+}
+
+// apply runs the change of one event on photo in a batch transaction and,
+// once committed, wakes the outbox relay and the callback dispatcher if
+// it gave them work.
+func (r *Repository) apply(ctx context.Context, photo string, run func(tx *gorm.DB) (final, error)) (bool, error) {
+	f, err := r.batch.do(ctx, &op{photo: photo, run: run})
+	if err != nil {
+		return false, err
+	}
+	if f.requested {
+		r.notify()
+	}
+	if f.callbacks {
+		r.onCallback()
+	}
+	return f.applied, nil
 }
 
 // enqueue queues the callbacks the photo's final state calls for: the
@@ -64,7 +101,17 @@ func enqueue(tx *gorm.DB, photoID string, photoCallback bool, job string, f *fin
 // finalRow is what the update that makes a photo final returns.
 type finalRow struct {
 	CallbackURL *string
+	JobUUID     *string
+	GroupKey    *string
+	GroupSeq    *int
 }
+
+func (r finalRow) job() jobPhoto {
+	return jobPhoto{JobUUID: r.JobUUID, GroupKey: r.GroupKey, GroupSeq: r.GroupSeq}
+}
+
+// finalReturning is the RETURNING clause that fills a finalRow.
+const finalReturning = ` RETURNING callback_url, job_uuid, group_key, group_seq`
 
 // advances is true when an event of attempt @attempt that brings the photo
 // to a status of rank @rank moves it forward: (attempt, rank) only grows.
@@ -77,51 +124,53 @@ const staleMark = `(status_attempt < @attempt OR dead_letter_service = @download
 
 // MarkProcessing moves the photo to processing.
 func (r *Repository) MarkProcessing(ctx context.Context, e *event.PhotoRequested) (bool, error) {
-	res := r.db.WithContext(ctx).Exec(`UPDATE photos
-		SET status = 'processing', status_attempt = @attempt, updated_at = now(),
-		    failure_stage = NULL, failure_code = NULL, failure_message = NULL, failure_retryable = NULL,
-		    dead_letter_service = NULL, dead_letter_queue = NULL, dead_letter_reason = NULL, dead_lettered_at = NULL
-		WHERE uuid = @id AND `+advances,
-		map[string]any{"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusProcessing.Rank()})
-	return res.RowsAffected > 0, res.Error
+	return r.apply(ctx, e.PhotoID, func(tx *gorm.DB) (final, error) {
+		res := tx.Exec(`UPDATE photos
+			SET status = 'processing', status_attempt = @attempt, updated_at = now(),
+			    failure_stage = NULL, failure_code = NULL, failure_message = NULL, failure_retryable = NULL,
+			    dead_letter_service = NULL, dead_letter_queue = NULL, dead_letter_reason = NULL, dead_lettered_at = NULL
+			WHERE uuid = @id AND `+advances,
+			map[string]any{"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusProcessing.Rank()})
+		return final{applied: res.RowsAffected > 0}, res.Error
+	})
 }
 
 // RecordOriginal stores the original's details (for the newest attempt,
 // whatever its status: the resizer may have finished first) and moves the
 // photo to processing if that is forward.
 func (r *Repository) RecordOriginal(ctx context.Context, e *event.PhotoDownloaded) (bool, error) {
-	res := r.db.WithContext(ctx).Exec(`UPDATE photos
-		SET original_key = @key, content_type = @ct, bytes = @bytes, filename = @filename,
-		    width = COALESCE(NULLIF(@w, 0), width), height = COALESCE(NULLIF(@h, 0), height),
-		    status = CASE WHEN `+advances+` THEN 'processing'::photo_status ELSE status END,
-		    failure_stage = CASE WHEN `+advances+` THEN NULL ELSE failure_stage END,
-		    failure_code = CASE WHEN `+advances+` THEN NULL ELSE failure_code END,
-		    failure_message = CASE WHEN `+advances+` THEN NULL ELSE failure_message END,
-		    status_attempt = GREATEST(status_attempt, @attempt),
-		    updated_at = now(),
-		    -- The download succeeded: a mark of the downloader's (a replayed
-		    -- message) or of an older attempt is stale; a later stage's mark
-		    -- that arrived first is not.
-		    dead_letter_service = CASE WHEN `+staleMark+` THEN NULL ELSE dead_letter_service END,
-		    dead_letter_queue = CASE WHEN `+staleMark+` THEN NULL ELSE dead_letter_queue END,
-		    dead_letter_reason = CASE WHEN `+staleMark+` THEN NULL ELSE dead_letter_reason END,
-		    dead_lettered_at = CASE WHEN `+staleMark+` THEN NULL ELSE dead_lettered_at END
-		WHERE uuid = @id AND status_attempt <= @attempt`,
-		map[string]any{
-			"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusProcessing.Rank(), "downloader": bus.Downloader,
-			"key": e.OriginalKey, "ct": e.ContentType, "bytes": e.Bytes, "filename": e.Filename,
-			"w": e.Width, "h": e.Height,
-		})
-	return res.RowsAffected > 0, res.Error
+	return r.apply(ctx, e.PhotoID, func(tx *gorm.DB) (final, error) {
+		res := tx.Exec(`UPDATE photos
+			SET original_key = @key, content_type = @ct, bytes = @bytes, filename = @filename,
+			    width = COALESCE(NULLIF(@w, 0), width), height = COALESCE(NULLIF(@h, 0), height),
+			    status = CASE WHEN `+advances+` THEN 'processing'::photo_status ELSE status END,
+			    failure_stage = CASE WHEN `+advances+` THEN NULL ELSE failure_stage END,
+			    failure_code = CASE WHEN `+advances+` THEN NULL ELSE failure_code END,
+			    failure_message = CASE WHEN `+advances+` THEN NULL ELSE failure_message END,
+			    status_attempt = GREATEST(status_attempt, @attempt),
+			    updated_at = now(),
+			    -- The download succeeded: a mark of the downloader's (a replayed
+			    -- message) or of an older attempt is stale; a later stage's mark
+			    -- that arrived first is not.
+			    dead_letter_service = CASE WHEN `+staleMark+` THEN NULL ELSE dead_letter_service END,
+			    dead_letter_queue = CASE WHEN `+staleMark+` THEN NULL ELSE dead_letter_queue END,
+			    dead_letter_reason = CASE WHEN `+staleMark+` THEN NULL ELSE dead_letter_reason END,
+			    dead_lettered_at = CASE WHEN `+staleMark+` THEN NULL ELSE dead_lettered_at END
+			WHERE uuid = @id AND status_attempt <= @attempt`,
+			map[string]any{
+				"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusProcessing.Rank(), "downloader": bus.Downloader,
+				"key": e.OriginalKey, "ct": e.ContentType, "bytes": e.Bytes, "filename": e.Filename,
+				"w": e.Width, "h": e.Height,
+			})
+		return final{applied: res.RowsAffected > 0}, res.Error
+	})
 }
 
 // Complete writes the renditions and marks the photo completed in one
 // transaction. Rows are unique per (photo, rendition, page); a newer
 // attempt replaces them.
 func (r *Repository) Complete(ctx context.Context, e *event.ThumbnailCreated) (bool, error) {
-	var f final
-	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		f = final{}
+	return r.apply(ctx, e.PhotoID, func(tx *gorm.DB) (final, error) {
 		var row finalRow
 		res := tx.Raw(`UPDATE photos
 			SET status = 'completed', status_attempt = @attempt, updated_at = now(), completed_at = now(),
@@ -131,93 +180,72 @@ func (r *Repository) Complete(ctx context.Context, e *event.ThumbnailCreated) (b
 			    bytes = COALESCE(NULLIF(@bytes, 0), bytes),
 			    failure_stage = NULL, failure_code = NULL, failure_message = NULL, failure_retryable = NULL,
 			    dead_letter_service = NULL, dead_letter_queue = NULL, dead_letter_reason = NULL, dead_lettered_at = NULL
-			WHERE uuid = @id AND `+advances+` RETURNING callback_url`,
+			WHERE uuid = @id AND `+advances+finalReturning,
 			map[string]any{
 				"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusCompleted.Rank(),
 				"w": e.Width, "h": e.Height, "pages": e.Pages,
 				"key": e.OriginalKey, "ct": e.ContentType, "bytes": e.Bytes,
 			}).Scan(&row)
 		if res.Error != nil {
-			return fmt.Errorf("complete photo: %w", res.Error)
+			return final{}, fmt.Errorf("complete photo: %w", res.Error)
 		}
 		if res.RowsAffected == 0 {
-			return nil
+			return final{}, nil
 		}
-		f.applied = true
-		if len(e.Renditions) == 0 {
-			job, err := advanceJob(ctx, tx, e.PhotoID, false, "")
-			if err != nil {
-				return err
+		f := final{applied: true}
+		if len(e.Renditions) > 0 {
+			rows := make([]database.Thumbnail, 0, len(e.Renditions))
+			for _, rd := range e.Renditions {
+				rows = append(rows, database.Thumbnail{
+					PhotoUUID: e.PhotoID, Rendition: rd.Name, Page: rd.Page, Width: rd.Width, Height: rd.Height,
+					URL: rd.Key, Format: rd.Format, Bytes: rd.Bytes,
+				})
 			}
-			return enqueue(tx, e.PhotoID, row.CallbackURL != nil, job, &f)
+			if err := tx.Clauses(clause.OnConflict{
+				Columns:   []clause.Column{{Name: "photo_uuid"}, {Name: "rendition"}, {Name: "page"}},
+				DoUpdates: clause.AssignmentColumns([]string{"width", "height", "url", "format", "bytes", "created_at"}),
+			}).Create(&rows).Error; err != nil {
+				return final{}, fmt.Errorf("write renditions: %w", err)
+			}
 		}
-		rows := make([]database.Thumbnail, 0, len(e.Renditions))
-		for _, rd := range e.Renditions {
-			rows = append(rows, database.Thumbnail{
-				PhotoUUID: e.PhotoID, Rendition: rd.Name, Page: rd.Page, Width: rd.Width, Height: rd.Height,
-				URL: rd.Key, Format: rd.Format, Bytes: rd.Bytes,
-			})
-		}
-		if err := tx.Clauses(clause.OnConflict{
-			Columns:   []clause.Column{{Name: "photo_uuid"}, {Name: "rendition"}, {Name: "page"}},
-			DoUpdates: clause.AssignmentColumns([]string{"width", "height", "url", "format", "bytes", "created_at"}),
-		}).Create(&rows).Error; err != nil {
-			return fmt.Errorf("write renditions: %w", err)
-		}
-		job, err := advanceJob(ctx, tx, e.PhotoID, false, "")
+		job, requested, err := advanceJob(ctx, tx, e.PhotoID, row.job(), false, "")
 		if err != nil {
-			return err
+			return final{}, err
 		}
-		return enqueue(tx, e.PhotoID, row.CallbackURL != nil, job, &f)
+		f.requested = requested
+		err = enqueue(tx, e.PhotoID, row.CallbackURL != nil, job, &f)
+		return f, err
 	})
-	if err != nil {
-		return false, err
-	}
-	if f.applied {
-		r.notify()
-	}
-	if f.callbacks {
-		r.onCallback()
-	}
-	return f.applied, nil
 }
 
 // Fail marks the photo failed with the event's stage, code and message,
 // and fails its job group (skipping the group's remaining photos).
 func (r *Repository) Fail(ctx context.Context, e *event.PhotoFailed) (bool, error) {
-	var f final
-	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		f = final{}
+	return r.apply(ctx, e.PhotoID, func(tx *gorm.DB) (final, error) {
 		var row finalRow
 		res := tx.Raw(`UPDATE photos
 			SET status = 'failed', status_attempt = @attempt, updated_at = now(),
 			    failure_stage = @stage, failure_code = @code, failure_message = @msg, failure_retryable = @retryable,
 			    dead_letter_service = NULL, dead_letter_queue = NULL, dead_letter_reason = NULL, dead_lettered_at = NULL
-			WHERE uuid = @id AND `+advances+` RETURNING callback_url`,
+			WHERE uuid = @id AND `+advances+finalReturning,
 			map[string]any{
 				"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusFailed.Rank(),
 				"stage": e.Stage, "code": e.Code, "msg": e.Message, "retryable": e.Retryable,
 			}).Scan(&row)
 		if res.Error != nil {
-			return fmt.Errorf("fail photo: %w", res.Error)
+			return final{}, fmt.Errorf("fail photo: %w", res.Error)
 		}
 		if res.RowsAffected == 0 {
-			return nil
+			return final{}, nil
 		}
-		f.applied = true
-		job, err := advanceJob(ctx, tx, e.PhotoID, true, e.Message)
+		f := final{applied: true}
+		job, _, err := advanceJob(ctx, tx, e.PhotoID, row.job(), true, e.Message)
 		if err != nil {
-			return err
+			return final{}, err
 		}
-		return enqueue(tx, e.PhotoID, row.CallbackURL != nil, job, &f)
+		err = enqueue(tx, e.PhotoID, row.CallbackURL != nil, job, &f)
+		return f, err
 	})
-	if err != nil {
-		return false, err
-	}
-	if f.callbacks {
-		r.onCallback()
-	}
-	return f.applied, nil
 }
 
 // MarkDeadLettered records that a message about the photo waits in a
@@ -227,13 +255,15 @@ func (r *Repository) MarkDeadLettered(ctx context.Context, e *event.PhotoDeadLet
 	// (its PhotoRequested is in flight): the attempt is then under way, so
 	// the photo moves to it as processing, and the late PhotoRequested no
 	// longer moves it (nor clears the mark).
-	res := r.db.WithContext(ctx).Exec(`UPDATE photos
-		SET dead_letter_service = @service, dead_letter_queue = @queue, dead_letter_reason = @reason,
-		    dead_lettered_at = now(), updated_at = now(),
-		    status = CASE WHEN status_attempt < @attempt THEN 'processing'::photo_status ELSE status END,
-		    status_attempt = GREATEST(status_attempt, @attempt)
-		WHERE uuid = @id AND status_attempt <= @attempt
-		  AND NOT (status_attempt = @attempt AND status IN ('completed', 'failed'))`,
-		map[string]any{"id": e.PhotoID, "attempt": e.Attempt, "service": e.Service, "queue": e.Queue, "reason": e.Reason})
-	return res.RowsAffected > 0, res.Error
+	return r.apply(ctx, e.PhotoID, func(tx *gorm.DB) (final, error) {
+		res := tx.Exec(`UPDATE photos
+			SET dead_letter_service = @service, dead_letter_queue = @queue, dead_letter_reason = @reason,
+			    dead_lettered_at = now(), updated_at = now(),
+			    status = CASE WHEN status_attempt < @attempt THEN 'processing'::photo_status ELSE status END,
+			    status_attempt = GREATEST(status_attempt, @attempt)
+			WHERE uuid = @id AND status_attempt <= @attempt
+			  AND NOT (status_attempt = @attempt AND status IN ('completed', 'failed'))`,
+			map[string]any{"id": e.PhotoID, "attempt": e.Attempt, "service": e.Service, "queue": e.Queue, "reason": e.Reason})
+		return final{applied: res.RowsAffected > 0}, res.Error
+	})
 }

@@ -243,3 +243,60 @@ func TestDeadLetterMarkOutOfOrder(t *testing.T) {
 	require.Equal(t, "resizer", *p.DeadLetterService)
 	require.Equal(t, "originals/"+id+"/a.jpg", *p.OriginalKey)
 }
+
+// TestConcurrentLifecycles: events of many photos handled at once share
+// transactions (group commit); each is applied as if alone, in any order
+// and with duplicates.
+func TestConcurrentLifecycles(t *testing.T) {
+	db := openDB(t)
+	notified := make(chan struct{}, 1)
+	repo := postgres.New(db, func() {
+		select {
+		case notified <- struct{}{}:
+		default:
+		}
+	}, func() {}, postgres.WithBatch(16))
+	ctx := context.Background()
+	const n = 40
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = newPhoto(t, db, 1)
+	}
+	errs := make(chan error, n*6)
+	for _, id := range ids {
+		// Completion may overtake the earlier events; every event
+		// comes twice.
+		steps := []func() error{
+			func() error {
+				_, err := repo.Complete(ctx, created(id, 1, 320, 160))
+				return err
+			},
+			func() error {
+				_, err := repo.MarkProcessing(ctx, &event.PhotoRequested{Header: event.NewHeader(id, 1)})
+				return err
+			},
+			func() error {
+				_, err := repo.RecordOriginal(ctx, &event.PhotoDownloaded{Header: event.NewHeader(id, 1),
+					OriginalKey: "originals/" + id + "/a.jpg", ContentType: "image/jpeg", Bytes: 99, Width: 1000, Height: 500})
+				return err
+			},
+		}
+		for _, s := range append(steps, steps...) {
+			go func() { errs <- s() }()
+		}
+	}
+	for range n * 6 {
+		require.NoError(t, <-errs)
+	}
+	for _, id := range ids {
+		p := load(t, db, id)
+		require.Equal(t, database.StatusCompleted, p.Status)
+		require.Len(t, p.Thumbnails, 1)
+		require.Equal(t, "originals/"+id+"/a.jpg", *p.OriginalKey)
+	}
+	select {
+	case <-notified:
+		t.Fatal("no outbox event was written, the relay need not be woken")
+	default:
+	}
+}

@@ -1,0 +1,148 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// batchTimeout bounds one batch transaction: the callers wait for it
+// whatever their own contexts say, so a hung connection must not hold
+// them forever.
+const batchTimeout = time.Minute
+
+// op is one event's change, run inside a transaction shared with other
+// events'. run must only use tx; it reports whether the event moved its
+// photo forward and what is left to do after the commit.
+type op struct {
+	photo string // the photo it changes: ops are applied in photo order
+	run   func(tx *gorm.DB) (final, error)
+
+	// Set by the batcher.
+	seq  uint64        // arrival order, to keep one photo's ops in order
+	res  final         // valid once done is closed
+	err  error         // valid once done is closed
+	lead bool          // set before wake: the op's caller flushes the next batch
+	wake chan struct{} // closed when res and err are set, or lead is
+}
+
+// batcher is group commit: events handled at once are applied in one
+// transaction, so N events cost one commit (one WAL flush) instead of N.
+// There is no goroutine of its own and no timer: the caller that finds no
+// batch running runs one with every op waiting (up to max) and then hands
+// over to a caller whose op is still waiting, so a batch forms exactly
+// while the previous one is in Postgres, and a lone event goes at once.
+// Each caller returns only after the transaction holding its op committed
+// (or failed), so the message is acknowledged after its change is durable.
+type batcher struct {
+	db  *gorm.DB
+	max int
+
+	mu      sync.Mutex
+	busy    bool // a caller is running a batch
+	seq     uint64
+	pending []*op
+}
+
+// do applies o (in a batch) and returns its result once committed.
+func (b *batcher) do(ctx context.Context, o *op) (final, error) {
+	o.wake = make(chan struct{})
+	b.mu.Lock()
+	b.seq++
+	o.seq = b.seq
+	b.pending = append(b.pending, o)
+	lead := !b.busy
+	b.busy = true
+	b.mu.Unlock()
+	if !lead {
+		// No select on ctx: the op may be in a running transaction, and
+		// a caller given the lead must take it or the queue stalls. A
+		// batch ends within batchTimeout.
+		<-o.wake
+		if !o.lead {
+			return o.res, o.err
+		}
+	}
+	b.flush(ctx)
+	return o.res, o.err
+}
+
+// flush runs one batch (which holds the caller's op: it is the oldest
+// waiting) and hands the lead to the oldest op still waiting, if any.
+func (b *batcher) flush(ctx context.Context) {
+	b.mu.Lock()
+	n := min(len(b.pending), b.max)
+	batch := slices.Clone(b.pending[:n])
+	b.pending = slices.Delete(b.pending, 0, n)
+	b.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
+	b.apply(ctx, batch)
+	cancel()
+
+	b.mu.Lock()
+	var next *op
+	if len(b.pending) > 0 {
+		next = b.pending[0]
+		next.lead = true
+	} else {
+		b.busy = false
+	}
+	b.mu.Unlock()
+	for _, o := range batch {
+		if !o.lead {
+			close(o.wake)
+		}
+	}
+	if next != nil {
+		close(next.wake)
+	}
+}
+
+// apply runs batch in one transaction. If that fails, every op is run
+// again in a transaction of its own, so that an op's error (or a
+// deadlock with another replica's batch) is reported to its own caller
+// only.
+func (b *batcher) apply(ctx context.Context, batch []*op) {
+	// Photo order: two batches (of two replicas) lock the rows they share
+	// in the same order, so they wait for each other instead of
+	// deadlocking. One photo's ops stay in arrival order.
+	slices.SortFunc(batch, func(x, y *op) int {
+		return cmp.Or(cmp.Compare(x.photo, y.photo), cmp.Compare(x.seq, y.seq))
+	})
+	res := make([]final, len(batch))
+	err := b.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for i, o := range batch {
+			f, err := o.run(tx)
+			if err != nil {
+				return err
+			}
+			res[i] = f
+		}
+		return nil
+	})
+	if err == nil || len(batch) == 1 {
+		for i, o := range batch {
+			if err != nil {
+				res[i] = final{}
+			}
+			o.res, o.err = res[i], err
+		}
+		return
+	}
+	for _, o := range batch {
+		var f final
+		o.err = b.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			var err error
+			f, err = o.run(tx)
+			return err
+		})
+		if o.err == nil {
+			o.res = f
+		}
+	}
+}
