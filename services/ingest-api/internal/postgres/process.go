@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/photopipe/photopipe/services/ingest-api/internal/app"
 	"github.com/photopipe/photopipe/shared/database"
+	"github.com/photopipe/photopipe/shared/groupcommit"
 	"github.com/photopipe/photopipe/shared/outbox"
 )
 
@@ -25,16 +25,19 @@ import (
 // so concurrent requests still queue a photo once.
 //
 // Requests that arrive while a batch runs wait and go together in the next
-// one (group commit): under load the round trips, statements and commits
-// are shared by many requests instead of paid by each, and with no load a
-// request runs at once, alone.
+// one (shared/groupcommit): under load the round trips, statements and
+// commits are shared by many requests instead of paid by each, and with no
+// load a request runs at once, alone.
 func (r *Repository) RequestProcessing(ctx context.Context, ids []string, opts app.ProcessOptions, correlationID string) ([]app.ProcessResult, error) {
-	c := &processCall{ids: ids, opts: opts, correlationID: correlationID,
-		done: make(chan struct{}), lead: make(chan struct{})}
-	return r.batches.submit(ctx, c, r.processBatch)
+	c := &processCall{ids: ids, opts: opts, correlationID: correlationID}
+	if err := r.batches.Do(ctx, c); err != nil {
+		return nil, err
+	}
+	return c.results, c.err
 }
 
-// processCall is one RequestProcessing call waiting for its batch.
+// processCall is one RequestProcessing call: what it asks for and, once
+// its batch has run, its answer.
 type processCall struct {
 	ids           []string
 	opts          app.ProcessOptions
@@ -42,25 +45,15 @@ type processCall struct {
 
 	results []app.ProcessResult
 	err     error
-	done    chan struct{} // closed when results or err are set
-	lead    chan struct{} // closed when this call is to run the next batch
 }
 
-// processBatches is the queue of calls that wait for a batch. At most one
-// batch runs at a time, led by one of the calls in it: the call that found
-// no batch running, or the oldest waiting call, to which the leader of the
-// previous batch handed over. Every leader runs one batch only (the one
-// with its own call), so a request never waits for more than the batch
-// running when it came and its own.
-type processBatches struct {
-	mu      sync.Mutex
-	waiting []*processCall
-	busy    bool // a leader is running a batch or about to
-	runs    int  // batches taken so far
+// newProcessBatches returns the queue of RequestProcessing calls.
+func (r *Repository) newProcessBatches() *groupcommit.Queue[*processCall] {
+	return &groupcommit.Queue[*processCall]{Run: r.processBatch, Select: selectProcessBatch, Timeout: batchTimeout}
 }
 
 // maxBatchPhotos bounds the photos one batch reads and writes (a call with
-// more goes alone): 8 parameters a photo stay far below Postgres's 65,535.
+// more goes alone): 9 parameters a photo stay far below Postgres's 65,535.
 const maxBatchPhotos = 1000
 
 // batchTimeout bounds one batch. A batch serves several requests, so it
@@ -68,56 +61,16 @@ const maxBatchPhotos = 1000
 // database does not answer.
 const batchTimeout = 30 * time.Second
 
-func (q *processBatches) submit(ctx context.Context, c *processCall, run func(context.Context, []*processCall)) ([]app.ProcessResult, error) {
-	q.mu.Lock()
-	q.waiting = append(q.waiting, c)
-	leader := !q.busy
-	q.busy = true
-	q.mu.Unlock()
-	if !leader {
-		// A follower does not leave early when its request ends: the
-		// leader may have handed over to it, and the batch it is in may
-		// already be running.
-		select {
-		case <-c.done:
-			return c.results, c.err
-		case <-c.lead:
-		}
-	}
-	batch := q.take()
-	func() {
-		defer q.handOver()
-		defer func() {
-			// A panic in run still answers every call of the batch.
-			if p := recover(); p != nil {
-				for _, b := range batch {
-					if !isClosed(b.done) {
-						b.err = fmt.Errorf("request processing: %v", p)
-						close(b.done)
-					}
-				}
-			}
-		}()
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
-		defer cancel()
-		run(bctx, batch)
-	}()
-	<-c.done // the batch held c: a leader's call is the oldest waiting
-	return c.results, c.err
-}
-
-// take removes the next batch from the queue: the oldest call, then every
-// later one that fits and names none of the photos already taken (those
-// wait for a later batch, so that each photo is decided once per batch, in
-// the order the requests came).
-func (q *processBatches) take() []*processCall {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	var batch, rest []*processCall
+// selectProcessBatch picks the oldest call, then every later one that
+// fits and names none of the photos already picked (those wait for a later
+// batch, so that each photo is decided once per batch, in the order the
+// requests came).
+func selectProcessBatch(waiting []*processCall) []bool {
+	pick := make([]bool, len(waiting))
 	taken := map[string]bool{}
 	photos := 0
-	for _, c := range q.waiting {
-		fits := len(batch) == 0 || photos+len(c.ids) <= maxBatchPhotos
+	for i, c := range waiting {
+		fits := i == 0 || photos+len(c.ids) <= maxBatchPhotos
 		for _, id := range c.ids {
 			if !fits {
 				break
@@ -125,39 +78,15 @@ func (q *processBatches) take() []*processCall {
 			fits = !taken[id]
 		}
 		if !fits {
-			rest = append(rest, c)
 			continue
 		}
 		for _, id := range c.ids {
 			taken[id] = true
 		}
 		photos += len(c.ids)
-		batch = append(batch, c)
+		pick[i] = true
 	}
-	q.waiting = rest
-	q.runs++
-	return batch
-}
-
-// handOver makes the oldest waiting call the next leader, or marks the
-// queue idle.
-func (q *processBatches) handOver() {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.waiting) == 0 {
-		q.busy = false
-		return
-	}
-	close(q.waiting[0].lead)
-}
-
-func isClosed(ch chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
+	return pick
 }
 
 // processBatch decides and queues the photos of every call in the batch
@@ -179,7 +108,6 @@ func (r *Repository) processBatch(ctx context.Context, calls []*processCall) {
 	fail := func(err error) {
 		for _, c := range calls {
 			c.results, c.err = nil, err
-			close(c.done)
 		}
 	}
 	queued := 0
@@ -226,9 +154,6 @@ func (r *Repository) processBatch(ctx context.Context, calls []*processCall) {
 	}
 	if queued > 0 {
 		r.notify()
-	}
-	for _, c := range calls {
-		close(c.done)
 	}
 }
 

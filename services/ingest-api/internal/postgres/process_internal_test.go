@@ -62,18 +62,11 @@ func (f *batchFixture) holdFirstBatch(t *testing.T) (release func(), first <-cha
 func (f *batchFixture) waitBusy(t *testing.T, n int) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		q := &f.r.batches
-		q.mu.Lock()
-		defer q.mu.Unlock()
-		return q.busy && q.runs >= 1 && len(q.waiting) == n
+		return f.r.batches.Batches() >= 1 && f.r.batches.Waiting() == n
 	}, 10*time.Second, time.Millisecond)
 }
 
-func (f *batchFixture) runs() int {
-	f.r.batches.mu.Lock()
-	defer f.r.batches.mu.Unlock()
-	return f.r.batches.runs
-}
+func (f *batchFixture) runs() int { return f.r.batches.Batches() }
 
 // TestRequestsWaitingShareOneBatch: the 40 requests that arrive while a
 // batch runs are decided and written together, in one more batch, each

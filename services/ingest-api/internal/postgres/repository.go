@@ -13,6 +13,7 @@ import (
 	"github.com/photopipe/photopipe/services/ingest-api/internal/app"
 	"github.com/photopipe/photopipe/shared/database"
 	"github.com/photopipe/photopipe/shared/event"
+	"github.com/photopipe/photopipe/shared/groupcommit"
 	"github.com/photopipe/photopipe/shared/outbox"
 )
 
@@ -20,7 +21,7 @@ import (
 type Repository struct {
 	db      *gorm.DB
 	notify  func()
-	batches processBatches // of POST /photos/process
+	batches *groupcommit.Queue[*processCall] // of POST /photos/process
 }
 
 var _ app.Repository = (*Repository)(nil)
@@ -28,7 +29,9 @@ var _ app.Repository = (*Repository)(nil)
 // New returns a Repository; notify is called after a transaction that wrote
 // outbox events has committed.
 func New(db *gorm.DB, notify func()) *Repository {
-	return &Repository{db: db, notify: notify}
+	r := &Repository{db: db, notify: notify}
+	r.batches = r.newProcessBatches()
+	return r
 }
 
 // Create inserts the photos and, when process is set, their first

@@ -1,0 +1,149 @@
+// Package groupcommit runs the database work of concurrent callers in
+// batches: the callers that come while one batch runs wait and go together
+// in the next, so that under load many share one transaction (its round
+// trips, statements and WAL flush), and a caller that comes alone runs at
+// once. It has no goroutine and no timer of its own.
+//
+// One batch runs at a time, led by one of its own callers: the one that
+// found the queue idle, or the oldest waiting, to which the leader of the
+// previous batch hands over. Every leader runs one batch only, the one
+// holding its own item, so a caller waits at most for the batch that was
+// running when it came and for its own.
+package groupcommit
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Queue batches items of type T, usually pointers through which Run
+// returns each caller's result. The zero Queue is not usable: set Run.
+type Queue[T any] struct {
+	// Run applies one batch, oldest item first. Its context is the
+	// leader's without its cancellation (the batch serves other callers
+	// too), bounded by Timeout.
+	Run func(ctx context.Context, batch []T)
+	// Select picks the next batch from the waiting items, oldest first:
+	// it says for each whether it joins (the oldest always does). An item
+	// left out waits for a later batch, keeping its place. nil: all join.
+	Select func(waiting []T) []bool
+	// Timeout bounds one batch (default one minute).
+	Timeout time.Duration
+
+	mu      sync.Mutex
+	waiting []*entry[T]
+	busy    bool // a leader is running a batch or about to
+	batches int
+}
+
+type entry[T any] struct {
+	item T
+	err  error         // a panic in Run
+	done chan struct{} // closed when the batch holding item has run
+	lead chan struct{} // closed when this entry's caller is to run the next batch
+}
+
+// Do queues item and returns once a batch holding it has run. Its error is
+// not nil only when Run panicked in that batch. Do does not return early
+// when ctx ends: the item may be in a running batch, or its caller the next
+// leader; Timeout bounds the wait.
+func (q *Queue[T]) Do(ctx context.Context, item T) error {
+	e := &entry[T]{item: item, done: make(chan struct{}), lead: make(chan struct{})}
+	q.mu.Lock()
+	q.waiting = append(q.waiting, e)
+	leader := !q.busy
+	q.busy = true
+	q.mu.Unlock()
+	if !leader {
+		select {
+		case <-e.done:
+			return e.err
+		case <-e.lead:
+		}
+	}
+	q.runNext(ctx)
+	<-e.done // a leader's entry is the oldest waiting: the batch held it
+	return e.err
+}
+
+// Batches returns how many batches have run or are running.
+func (q *Queue[T]) Batches() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.batches
+}
+
+// runNext takes the next batch, runs it, answers its callers and hands
+// over to the oldest waiting caller.
+func (q *Queue[T]) runNext(ctx context.Context) {
+	batch := q.take()
+	items := make([]T, len(batch))
+	for i, e := range batch {
+		items[i] = e.item
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			for _, e := range batch {
+				e.err = fmt.Errorf("groupcommit: batch of %d failed: panic: %v", len(batch), p)
+			}
+		}
+		for _, e := range batch {
+			close(e.done)
+		}
+		q.handOver()
+	}()
+	timeout := q.Timeout
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	q.Run(bctx, items)
+}
+
+// take removes the next batch from the queue: the oldest entry and every
+// later one that Select picks.
+func (q *Queue[T]) take() []*entry[T] {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var pick []bool
+	if q.Select != nil {
+		items := make([]T, len(q.waiting))
+		for i, e := range q.waiting {
+			items[i] = e.item
+		}
+		pick = q.Select(items)
+	}
+	var batch, rest []*entry[T]
+	for i, e := range q.waiting {
+		if i == 0 || pick == nil || (i < len(pick) && pick[i]) {
+			batch = append(batch, e)
+		} else {
+			rest = append(rest, e)
+		}
+	}
+	q.waiting = rest
+	q.batches++
+	return batch
+}
+
+// handOver makes the oldest waiting caller the next leader, or marks the
+// queue idle.
+func (q *Queue[T]) handOver() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.waiting) == 0 {
+		q.busy = false
+		return
+	}
+	close(q.waiting[0].lead)
+}
+
+// Waiting returns how many items wait for a batch (not those running).
+func (q *Queue[T]) Waiting() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.waiting)
+}
