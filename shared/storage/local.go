@@ -39,6 +39,13 @@ func (l *Local) Close() error { return l.root.Close() }
 // Put writes r to a temporary file beside key and renames it into place, so
 // a crash never leaves a partial file under key.
 func (l *Local) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
+	bp := chunks.Get().(*[]byte)
+	defer chunks.Put(bp)
+	return l.put(ctx, key, r, *bp)
+}
+
+// put is Put copying through buf.
+func (l *Local) put(ctx context.Context, key string, r io.Reader, buf []byte) (int64, error) {
 	key, err := CleanKey(key)
 	if err != nil {
 		return 0, err
@@ -53,7 +60,7 @@ func (l *Local) Put(ctx context.Context, key string, r io.Reader) (int64, error)
 	if err != nil {
 		return 0, fmt.Errorf("put %s: %w", key, err)
 	}
-	n, err := copyChunked(f, ctxReader{ctx, r})
+	n, err := copyChunked(f, ctxReader{ctx, r}, buf)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -118,27 +125,26 @@ type localObject struct {
 
 func (o localObject) Info() Info { return o.info }
 
-// chunkSize is how much Put reads before each write. Writes of 256 KiB
-// cost the kernel less per byte than io.Copy's 32 KiB ones (fewer system
-// calls, and the page cache keeps the file in larger folios), while the
-// buffer still stays in the CPU's L2 cache between the read that fills it
-// and the write that empties it: storing an 18 MP original downloaded over
-// loopback took 8.1 ms of CPU against 10.1 with io.Copy (the downloader's
-// BenchmarkHandleLarge, the mean of six alternating runs), and 1 MiB
-// buffers, which do not stay in L2, took 16 to 22 ms.
+// chunkSize is how much Put reads before each write. Fewer, larger
+// writes cost the kernel less per byte than io.Copy's 32 KiB ones (fewer
+// system calls; the page cache keeps the file in larger folios). Storing
+// a 6.8 MB file from 64 KiB reads (BenchmarkLocalPutLarge, three
+// interleaved rounds on the 2-CPU VM) took 7.4 cpu-ms in 32 KiB writes,
+// 5.8 in 128 KiB, 6.0 in 256 KiB and 5.1 in 1 MiB; through HTTP (the
+// downloader's BenchmarkHandleLarge) 256 KiB took 8.1 against io.Copy's
+// 10.1, while 1 MiB, a buffer that no longer stays in the L2 cache
+// between the read that fills it and the write that empties it, took 16
+// to 22. 256 KiB per concurrent Put is also little memory.
 const chunkSize = 256 << 10
 
 // chunks are Put's buffers, shared by its concurrent calls.
 var chunks = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
 
-// copyChunked copies r to w in writes of chunkSize (the last one shorter),
-// filling the buffer from however many reads r needs. Only io.EOF ends the
+// copyChunked copies r to w in writes of len(buf) (the last one shorter),
+// filling buf from however many reads r needs. Only io.EOF ends the
 // copy well: any other error, io.ErrUnexpectedEOF of a cut-off body
 // included, is returned.
-func copyChunked(w io.Writer, r io.Reader) (int64, error) {
-	bp := chunks.Get().(*[]byte)
-	defer chunks.Put(bp)
-	buf := *bp
+func copyChunked(w io.Writer, r io.Reader, buf []byte) (int64, error) {
 	var total int64
 	for {
 		n, err := fill(r, buf)

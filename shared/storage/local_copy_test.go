@@ -41,7 +41,7 @@ func TestCopyChunkedWritesWholeChunks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var w writeSizes
-			n, err := copyChunked(&w, tc.r)
+			n, err := copyChunked(&w, tc.r, make([]byte, chunkSize))
 			require.NoError(t, err)
 			require.EqualValues(t, len(data), n)
 			require.Equal(t, data, w.Bytes())
@@ -53,7 +53,7 @@ func TestCopyChunkedWritesWholeChunks(t *testing.T) {
 func TestCopyChunkedEmpty(t *testing.T) {
 	t.Parallel()
 	var w writeSizes
-	n, err := copyChunked(&w, bytes.NewReader(nil))
+	n, err := copyChunked(&w, bytes.NewReader(nil), make([]byte, chunkSize))
 	require.NoError(t, err)
 	require.Zero(t, n)
 	require.Empty(t, w.sizes)
@@ -66,7 +66,7 @@ func TestCopyChunkedReturnsReadErrors(t *testing.T) {
 		t.Run(want.Error(), func(t *testing.T) {
 			t.Parallel()
 			r := io.MultiReader(bytes.NewReader(make([]byte, 1000)), iotest.ErrReader(want))
-			_, err := copyChunked(io.Discard, r)
+			_, err := copyChunked(io.Discard, r, make([]byte, chunkSize))
 			require.ErrorIs(t, err, want)
 		})
 	}
@@ -90,7 +90,7 @@ func TestLocalPutRefusesACutOffBody(t *testing.T) {
 func TestCopyChunkedReturnsWriteErrors(t *testing.T) {
 	t.Parallel()
 	want := errors.New("disk full")
-	_, err := copyChunked(failingWriter{want}, bytes.NewReader(make([]byte, 10)))
+	_, err := copyChunked(failingWriter{want}, bytes.NewReader(make([]byte, 10)), make([]byte, chunkSize))
 	require.ErrorIs(t, err, want)
 }
 
