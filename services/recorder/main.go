@@ -69,7 +69,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	rec := app.New(postgres.New(db, relay.Notify, callbacks.Notify, postgres.WithBatch(cfg.Batch)), log)
+	rec := app.New(postgres.New(db, relay.Notify, callbacks.Notify, postgres.WithBatch(cfg.Batch), postgres.WithLog(log)), log)
 	return worker.Run(ctx, worker.Options{
 		Service: bus.Recorder, Bus: cfg.Bus, Workers: cfg.Workers, HealthAddr: cfg.HealthAddr, Log: log,
 		Checks: []health.Check{database.Check(db)},

@@ -3,8 +3,10 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -21,6 +23,11 @@ const batchTimeout = time.Minute
 type op struct {
 	photo string // the photo it changes: ops are applied in photo order
 	run   func(tx *gorm.DB) (final, error)
+	// kind, when set, can apply many ops of its kind in one statement
+	// instead (each op's event in ev, its caller's context in ctx).
+	kind *opKind
+	ev   any
+	ctx  context.Context
 
 	// Set by the batcher.
 	seq  uint64        // arrival order, to keep one photo's ops in order
@@ -28,6 +35,13 @@ type op struct {
 	err  error         // valid once done is closed
 	lead bool          // set before wake: the op's caller flushes the next batch
 	wake chan struct{} // closed when res and err are set, or lead is
+}
+
+// opKind applies many ops of one kind, of distinct photos, in one
+// statement (or a few, whatever their number), as if each were run on its
+// own. It returns each op's result in order.
+type opKind struct {
+	runMany func(tx *gorm.DB, ops []*op) ([]final, error)
 }
 
 // batcher is group commit: events handled at once are applied in one
@@ -41,6 +55,11 @@ type op struct {
 type batcher struct {
 	db  *gorm.DB
 	max int
+
+	// failed counts batches whose transaction failed, so that their ops
+	// ran again one by one; log (when set) is told each time.
+	failed atomic.Int64
+	log    *slog.Logger
 
 	mu      sync.Mutex
 	busy    bool // a caller is running a batch
@@ -116,14 +135,7 @@ func (b *batcher) apply(ctx context.Context, batch []*op) {
 	})
 	res := make([]final, len(batch))
 	err := b.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		for i, o := range batch {
-			f, err := o.run(tx)
-			if err != nil {
-				return err
-			}
-			res[i] = f
-		}
-		return nil
+		return runBatch(tx, batch, res)
 	})
 	if err == nil || len(batch) == 1 {
 		for i, o := range batch {
@@ -133,6 +145,11 @@ func (b *batcher) apply(ctx context.Context, batch []*op) {
 			o.res, o.err = res[i], err
 		}
 		return
+	}
+	b.failed.Add(1)
+	if b.log != nil {
+		b.log.WarnContext(ctx, "batch transaction failed, applying its events one by one",
+			slog.Int("events", len(batch)), slog.String("error", err.Error()))
 	}
 	for _, o := range batch {
 		var f final
@@ -145,4 +162,55 @@ func (b *batcher) apply(ctx context.Context, batch []*op) {
 			o.res = f
 		}
 	}
+}
+
+// runBatch applies batch within tx, putting each op's result in res. The
+// ops of a kind that can run many at once do, one per photo (a statement
+// changes a row once); the rest, and a photo's further ops of that kind,
+// run one by one after them, in batch order. The ops of a batch were all
+// waiting at once, so any order is one they could have had alone.
+func runBatch(tx *gorm.DB, batch []*op, res []final) error {
+	done := make([]bool, len(batch))
+	var kinds []*opKind
+	byKind := map[*opKind][]int{}
+	seen := map[*opKind]map[string]bool{}
+	for i, o := range batch {
+		if o.kind == nil || seen[o.kind][o.photo] {
+			continue
+		}
+		if seen[o.kind] == nil {
+			seen[o.kind] = map[string]bool{}
+			kinds = append(kinds, o.kind)
+		}
+		seen[o.kind][o.photo] = true
+		byKind[o.kind] = append(byKind[o.kind], i)
+	}
+	for _, k := range kinds {
+		idx := byKind[k]
+		if len(idx) < 2 {
+			continue
+		}
+		ops := make([]*op, len(idx))
+		for j, i := range idx {
+			ops[j] = batch[i]
+		}
+		fs, err := k.runMany(tx, ops)
+		if err != nil {
+			return err
+		}
+		for j, i := range idx {
+			res[i], done[i] = fs[j], true
+		}
+	}
+	for i, o := range batch {
+		if done[i] {
+			continue
+		}
+		f, err := o.run(tx)
+		if err != nil {
+			return err
+		}
+		res[i] = f
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -23,6 +24,9 @@ type Repository struct {
 	notify     func()
 	onCallback func()
 	batch      *batcher
+
+	// The kinds of events applied many in one statement.
+	processing, original, completion *opKind
 }
 
 var _ app.Repository = (*Repository)(nil)
@@ -39,6 +43,12 @@ func WithBatch(n int) Option {
 	return func(r *Repository) { r.batch.max = max(n, 1) }
 }
 
+// WithLog logs the batches whose transaction failed (their events are
+// then applied one by one, each error going to its own event).
+func WithLog(log *slog.Logger) Option {
+	return func(r *Repository) { r.batch.log = log }
+}
+
 // New returns a Repository over db; notify is called after a transaction
 // that wrote outbox events (the next photo of a job's group) committed,
 // onCallback after one that queued a callback.
@@ -46,7 +56,12 @@ func WithBatch(n int) Option {
 // Events handled at once are applied in one transaction (group commit,
 // see batcher); each method returns once its event's change is committed.
 func New(db *gorm.DB, notify, onCallback func(), opts ...Option) *Repository {
-	r := &Repository{db: db, notify: notify, onCallback: onCallback, batch: &batcher{db: db, max: DefaultBatch}}
+	r := &Repository{
+		db: db, notify: notify, onCallback: onCallback, batch: &batcher{db: db, max: DefaultBatch},
+		processing: &opKind{runMany: markProcessingMany},
+		original:   &opKind{runMany: recordOriginalMany},
+		completion: &opKind{runMany: completeMany},
+	}
 	for _, o := range opts {
 		o(r)
 	}
@@ -60,11 +75,12 @@ type final struct {
 	callbacks bool // a callback was queued
 }
 
-// apply runs the change of one event on photo in a batch transaction and,
+// apply runs the change of one event on photo in a batch transaction
+// (run, or kind's statement for many events, when kind is not nil) and,
 // once committed, wakes the outbox relay and the callback dispatcher if
 // it gave them work.
-func (r *Repository) apply(ctx context.Context, photo string, run func(tx *gorm.DB) (final, error)) (bool, error) {
-	f, err := r.batch.do(ctx, &op{photo: photo, run: run})
+func (r *Repository) apply(ctx context.Context, photo string, kind *opKind, ev any, run func(tx *gorm.DB) (final, error)) (bool, error) {
+	f, err := r.batch.do(ctx, &op{photo: photo, run: run, kind: kind, ev: ev, ctx: ctx})
 	if err != nil {
 		return false, err
 	}
@@ -100,6 +116,7 @@ func enqueue(tx *gorm.DB, photoID string, photoCallback bool, job string, f *fin
 
 // finalRow is what the update that makes a photo final returns.
 type finalRow struct {
+	UUID        string // when returned (by the update of many photos)
 	CallbackURL *string
 	JobUUID     *string
 	GroupKey    *string
@@ -113,18 +130,29 @@ func (r finalRow) job() jobPhoto {
 // finalReturning is the RETURNING clause that fills a finalRow.
 const finalReturning = ` RETURNING callback_url, job_uuid, group_key, group_seq`
 
-// advances is true when an event of attempt @attempt that brings the photo
-// to a status of rank @rank moves it forward: (attempt, rank) only grows.
-const advances = `(status_attempt < @attempt OR (status_attempt = @attempt AND
-	(CASE status WHEN 'pending' THEN 0 WHEN 'processing' THEN 1 ELSE 2 END) < @rank))`
+// advancesAt is true when an event of attempt `attempt` that brings the
+// photo to a status of rank `rank` moves it forward: (attempt, rank) only
+// grows.
+func advancesAt(attempt, rank string) string {
+	return `(status_attempt < ` + attempt + ` OR (status_attempt = ` + attempt + ` AND
+	(CASE status WHEN 'pending' THEN 0 WHEN 'processing' THEN 1 ELSE 2 END) < ` + rank + `))`
+}
 
-// staleMark is true when the photo's dead-letter mark is older than an
-// original of attempt @attempt: of an older attempt, or the downloader's.
-const staleMark = `(status_attempt < @attempt OR dead_letter_service = @downloader)`
+// advances is advancesAt for the parameters @attempt and @rank.
+var advances = advancesAt("@attempt", "@rank")
+
+// staleMarkAt is true when the photo's dead-letter mark is older than an
+// original of attempt `attempt`: of an older attempt, or the downloader's.
+func staleMarkAt(attempt string) string {
+	return `(status_attempt < ` + attempt + ` OR dead_letter_service = @downloader)`
+}
+
+// staleMark is staleMarkAt for the parameter @attempt.
+var staleMark = staleMarkAt("@attempt")
 
 // MarkProcessing moves the photo to processing.
 func (r *Repository) MarkProcessing(ctx context.Context, e *event.PhotoRequested) (bool, error) {
-	return r.apply(ctx, e.PhotoID, func(tx *gorm.DB) (final, error) {
+	return r.apply(ctx, e.PhotoID, r.processing, e, func(tx *gorm.DB) (final, error) {
 		res := tx.Exec(`UPDATE photos
 			SET status = 'processing', status_attempt = @attempt, updated_at = now(),
 			    failure_stage = NULL, failure_code = NULL, failure_message = NULL, failure_retryable = NULL,
@@ -139,7 +167,7 @@ func (r *Repository) MarkProcessing(ctx context.Context, e *event.PhotoRequested
 // whatever its status: the resizer may have finished first) and moves the
 // photo to processing if that is forward.
 func (r *Repository) RecordOriginal(ctx context.Context, e *event.PhotoDownloaded) (bool, error) {
-	return r.apply(ctx, e.PhotoID, func(tx *gorm.DB) (final, error) {
+	return r.apply(ctx, e.PhotoID, r.original, e, func(tx *gorm.DB) (final, error) {
 		res := tx.Exec(`UPDATE photos
 			SET original_key = @key, content_type = @ct, bytes = @bytes, filename = @filename,
 			    width = COALESCE(NULLIF(@w, 0), width), height = COALESCE(NULLIF(@h, 0), height),
@@ -170,7 +198,7 @@ func (r *Repository) RecordOriginal(ctx context.Context, e *event.PhotoDownloade
 // transaction. Rows are unique per (photo, rendition, page); a newer
 // attempt replaces them.
 func (r *Repository) Complete(ctx context.Context, e *event.ThumbnailCreated) (bool, error) {
-	return r.apply(ctx, e.PhotoID, func(tx *gorm.DB) (final, error) {
+	return r.apply(ctx, e.PhotoID, r.completion, e, func(tx *gorm.DB) (final, error) {
 		var row finalRow
 		res := tx.Raw(`UPDATE photos
 			SET status = 'completed', status_attempt = @attempt, updated_at = now(), completed_at = now(),
@@ -192,36 +220,58 @@ func (r *Repository) Complete(ctx context.Context, e *event.ThumbnailCreated) (b
 		if res.RowsAffected == 0 {
 			return final{}, nil
 		}
-		f := final{applied: true}
-		if len(e.Renditions) > 0 {
-			rows := make([]database.Thumbnail, 0, len(e.Renditions))
-			for _, rd := range e.Renditions {
-				rows = append(rows, database.Thumbnail{
-					PhotoUUID: e.PhotoID, Rendition: rd.Name, Page: rd.Page, Width: rd.Width, Height: rd.Height,
-					URL: rd.Key, Format: rd.Format, Bytes: rd.Bytes,
-				})
-			}
-			if err := tx.Clauses(clause.OnConflict{
-				Columns:   []clause.Column{{Name: "photo_uuid"}, {Name: "rendition"}, {Name: "page"}},
-				DoUpdates: clause.AssignmentColumns([]string{"width", "height", "url", "format", "bytes", "created_at"}),
-			}).Create(&rows).Error; err != nil {
-				return final{}, fmt.Errorf("write renditions: %w", err)
-			}
-		}
-		job, requested, err := advanceJob(ctx, tx, e.PhotoID, row.job(), false, "")
-		if err != nil {
+		if err := writeRenditions(tx, renditionRows(e)); err != nil {
 			return final{}, err
 		}
-		f.requested = requested
-		err = enqueue(tx, e.PhotoID, row.CallbackURL != nil, job, &f)
-		return f, err
+		return finishCompleted(ctx, tx, e.PhotoID, row)
 	})
+}
+
+// renditionRows are the rendition rows of e.
+func renditionRows(e *event.ThumbnailCreated) []database.Thumbnail {
+	rows := make([]database.Thumbnail, 0, len(e.Renditions))
+	for _, rd := range e.Renditions {
+		rows = append(rows, database.Thumbnail{
+			PhotoUUID: e.PhotoID, Rendition: rd.Name, Page: rd.Page, Width: rd.Width, Height: rd.Height,
+			URL: rd.Key, Format: rd.Format, Bytes: rd.Bytes,
+		})
+	}
+	return rows
+}
+
+// writeRenditions upserts rendition rows (of one photo or many) in one
+// statement.
+func writeRenditions(tx *gorm.DB, rows []database.Thumbnail) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := tx.Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "photo_uuid"}, {Name: "rendition"}, {Name: "page"}},
+		DoUpdates: clause.AssignmentColumns([]string{"width", "height", "url", "format", "bytes", "created_at"}),
+	}).Create(&rows).Error; err != nil {
+		return fmt.Errorf("write renditions: %w", err)
+	}
+	return nil
+}
+
+// finishCompleted moves the job of a photo just completed (and its
+// renditions written) on and queues its callbacks; row is what the
+// completing update returned.
+func finishCompleted(ctx context.Context, tx *gorm.DB, photoID string, row finalRow) (final, error) {
+	f := final{applied: true}
+	job, requested, err := advanceJob(ctx, tx, photoID, row.job(), false, "")
+	if err != nil {
+		return final{}, err
+	}
+	f.requested = requested
+	err = enqueue(tx, photoID, row.CallbackURL != nil, job, &f)
+	return f, err
 }
 
 // Fail marks the photo failed with the event's stage, code and message,
 // and fails its job group (skipping the group's remaining photos).
 func (r *Repository) Fail(ctx context.Context, e *event.PhotoFailed) (bool, error) {
-	return r.apply(ctx, e.PhotoID, func(tx *gorm.DB) (final, error) {
+	return r.apply(ctx, e.PhotoID, nil, e, func(tx *gorm.DB) (final, error) {
 		var row finalRow
 		res := tx.Raw(`UPDATE photos
 			SET status = 'failed', status_attempt = @attempt, updated_at = now(),
@@ -255,7 +305,7 @@ func (r *Repository) MarkDeadLettered(ctx context.Context, e *event.PhotoDeadLet
 	// (its PhotoRequested is in flight): the attempt is then under way, so
 	// the photo moves to it as processing, and the late PhotoRequested no
 	// longer moves it (nor clears the mark).
-	return r.apply(ctx, e.PhotoID, func(tx *gorm.DB) (final, error) {
+	return r.apply(ctx, e.PhotoID, nil, e, func(tx *gorm.DB) (final, error) {
 		res := tx.Exec(`UPDATE photos
 			SET dead_letter_service = @service, dead_letter_queue = @queue, dead_letter_reason = @reason,
 			    dead_lettered_at = now(), updated_at = now(),

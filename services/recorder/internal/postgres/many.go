@@ -1,0 +1,189 @@
+package postgres
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"gorm.io/gorm"
+
+	"github.com/photopipe/photopipe/shared/bus"
+	"github.com/photopipe/photopipe/shared/database"
+	"github.com/photopipe/photopipe/shared/event"
+)
+
+// The statements that apply many events of one kind at once: the events'
+// fields arrive as one JSON array (jsonb_to_recordset), each is applied
+// under the same conditions as the one-event statements in repository.go,
+// and RETURNING names the photos that moved. The caller gives each photo
+// at most once.
+
+// rowsParam encodes the events' fields as the JSON array of @rows.
+func rowsParam(rows any) (string, error) {
+	b, err := json.Marshal(rows)
+	if err != nil {
+		return "", fmt.Errorf("encode batch: %w", err)
+	}
+	return string(b), nil
+}
+
+// appliedOf maps the photos an update returned to the ops' results.
+func appliedOf(ops []*op, applied []string) []final {
+	moved := make(map[string]bool, len(applied))
+	for _, id := range applied {
+		moved[id] = true
+	}
+	res := make([]final, len(ops))
+	for i, o := range ops {
+		res[i].applied = moved[o.photo]
+	}
+	return res
+}
+
+// markProcessingMany is MarkProcessing for many photos.
+func markProcessingMany(tx *gorm.DB, ops []*op) ([]final, error) {
+	type row struct {
+		ID      string `json:"id"`
+		Attempt int    `json:"attempt"`
+	}
+	rows := make([]row, len(ops))
+	for i, o := range ops {
+		e := o.ev.(*event.PhotoRequested)
+		rows[i] = row{ID: e.PhotoID, Attempt: e.Attempt}
+	}
+	param, err := rowsParam(rows)
+	if err != nil {
+		return nil, err
+	}
+	var applied []string
+	if err := tx.Raw(`UPDATE photos
+		SET status = 'processing', status_attempt = v.attempt, updated_at = now(),
+		    failure_stage = NULL, failure_code = NULL, failure_message = NULL, failure_retryable = NULL,
+		    dead_letter_service = NULL, dead_letter_queue = NULL, dead_letter_reason = NULL, dead_lettered_at = NULL
+		FROM jsonb_to_recordset(CAST(@rows AS jsonb)) AS v(id uuid, attempt int)
+		WHERE uuid = v.id AND `+advancesAt("v.attempt", "@rank")+`
+		RETURNING uuid::text`,
+		map[string]any{"rows": param, "rank": database.StatusProcessing.Rank()}).Scan(&applied).Error; err != nil {
+		return nil, fmt.Errorf("mark photos processing: %w", err)
+	}
+	return appliedOf(ops, applied), nil
+}
+
+// recordOriginalMany is RecordOriginal for many photos.
+func recordOriginalMany(tx *gorm.DB, ops []*op) ([]final, error) {
+	type row struct {
+		ID          string `json:"id"`
+		Attempt     int    `json:"attempt"`
+		Key         string `json:"key"`
+		ContentType string `json:"ct"`
+		Bytes       int64  `json:"bytes"`
+		Filename    string `json:"filename"`
+		Width       int    `json:"w"`
+		Height      int    `json:"h"`
+	}
+	rows := make([]row, len(ops))
+	for i, o := range ops {
+		e := o.ev.(*event.PhotoDownloaded)
+		rows[i] = row{ID: e.PhotoID, Attempt: e.Attempt, Key: e.OriginalKey, ContentType: e.ContentType,
+			Bytes: e.Bytes, Filename: e.Filename, Width: e.Width, Height: e.Height}
+	}
+	param, err := rowsParam(rows)
+	if err != nil {
+		return nil, err
+	}
+	adv, stale := advancesAt("v.attempt", "@rank"), staleMarkAt("v.attempt")
+	var applied []string
+	if err := tx.Raw(`UPDATE photos
+		SET original_key = v.key, content_type = v.ct, bytes = v.bytes, filename = v.filename,
+		    width = COALESCE(NULLIF(v.w, 0), width), height = COALESCE(NULLIF(v.h, 0), height),
+		    status = CASE WHEN `+adv+` THEN 'processing'::photo_status ELSE status END,
+		    failure_stage = CASE WHEN `+adv+` THEN NULL ELSE failure_stage END,
+		    failure_code = CASE WHEN `+adv+` THEN NULL ELSE failure_code END,
+		    failure_message = CASE WHEN `+adv+` THEN NULL ELSE failure_message END,
+		    status_attempt = GREATEST(status_attempt, v.attempt),
+		    updated_at = now(),
+		    dead_letter_service = CASE WHEN `+stale+` THEN NULL ELSE dead_letter_service END,
+		    dead_letter_queue = CASE WHEN `+stale+` THEN NULL ELSE dead_letter_queue END,
+		    dead_letter_reason = CASE WHEN `+stale+` THEN NULL ELSE dead_letter_reason END,
+		    dead_lettered_at = CASE WHEN `+stale+` THEN NULL ELSE dead_lettered_at END
+		FROM jsonb_to_recordset(CAST(@rows AS jsonb))
+		     AS v(id uuid, attempt int, key text, ct text, bytes bigint, filename text, w int, h int)
+		WHERE uuid = v.id AND status_attempt <= v.attempt
+		RETURNING uuid::text`,
+		map[string]any{"rows": param, "rank": database.StatusProcessing.Rank(), "downloader": bus.Downloader}).
+		Scan(&applied).Error; err != nil {
+		return nil, fmt.Errorf("record originals: %w", err)
+	}
+	return appliedOf(ops, applied), nil
+}
+
+// completeMany is Complete for many photos: one update, one insert of
+// every completed photo's renditions, then each completed photo's job
+// and callbacks (photos without either cost nothing more).
+func completeMany(tx *gorm.DB, ops []*op) ([]final, error) {
+	type row struct {
+		ID          string `json:"id"`
+		Attempt     int    `json:"attempt"`
+		Width       int    `json:"w"`
+		Height      int    `json:"h"`
+		Pages       int    `json:"pages"`
+		Key         string `json:"key"`
+		ContentType string `json:"ct"`
+		Bytes       int64  `json:"bytes"`
+	}
+	rows := make([]row, len(ops))
+	for i, o := range ops {
+		e := o.ev.(*event.ThumbnailCreated)
+		rows[i] = row{ID: e.PhotoID, Attempt: e.Attempt, Width: e.Width, Height: e.Height, Pages: e.Pages,
+			Key: e.OriginalKey, ContentType: e.ContentType, Bytes: e.Bytes}
+	}
+	param, err := rowsParam(rows)
+	if err != nil {
+		return nil, err
+	}
+	var done []finalRow
+	if err := tx.Raw(`UPDATE photos
+		SET status = 'completed', status_attempt = v.attempt, updated_at = now(), completed_at = now(),
+		    width = v.w, height = v.h, pages = v.pages,
+		    original_key = COALESCE(NULLIF(v.key, ''), original_key),
+		    content_type = COALESCE(NULLIF(v.ct, ''), content_type),
+		    bytes = COALESCE(NULLIF(v.bytes, 0), photos.bytes),
+		    failure_stage = NULL, failure_code = NULL, failure_message = NULL, failure_retryable = NULL,
+		    dead_letter_service = NULL, dead_letter_queue = NULL, dead_letter_reason = NULL, dead_lettered_at = NULL
+		FROM jsonb_to_recordset(CAST(@rows AS jsonb))
+		     AS v(id uuid, attempt int, w int, h int, pages int, key text, ct text, bytes bigint)
+		WHERE uuid = v.id AND `+advancesAt("v.attempt", "@rank")+`
+		RETURNING uuid::text AS uuid, callback_url, job_uuid, group_key, group_seq`,
+		map[string]any{"rows": param, "rank": database.StatusCompleted.Rank()}).Scan(&done).Error; err != nil {
+		return nil, fmt.Errorf("complete photos: %w", err)
+	}
+	byPhoto := make(map[string]finalRow, len(done))
+	for _, d := range done {
+		byPhoto[d.UUID] = d
+	}
+	var renditions []database.Thumbnail
+	for _, o := range ops {
+		if _, ok := byPhoto[o.photo]; ok {
+			renditions = append(renditions, renditionRows(o.ev.(*event.ThumbnailCreated))...)
+		}
+	}
+	if err := writeRenditions(tx, renditions); err != nil {
+		return nil, err
+	}
+	res := make([]final, len(ops))
+	for i, o := range ops {
+		fr, ok := byPhoto[o.photo]
+		if !ok {
+			continue
+		}
+		if fr.JobUUID == nil && fr.CallbackURL == nil {
+			res[i] = final{applied: true}
+			continue
+		}
+		f, err := finishCompleted(o.ctx, tx, o.photo, fr)
+		if err != nil {
+			return nil, err
+		}
+		res[i] = f
+	}
+	return res, nil
+}

@@ -1,0 +1,217 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
+
+	"github.com/photopipe/photopipe/shared/database"
+	"github.com/photopipe/photopipe/shared/event"
+)
+
+// fixture is one photo in each state the recorder distinguishes, in a
+// fresh job of its own where it needs one.
+type fixture struct {
+	ids  []string // in the order of the states below
+	job  string
+	next string // the photo after the job photo in its group
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func newFixture(t *testing.T, db *gorm.DB) fixture {
+	t.Helper()
+	var f fixture
+	job := database.Job{Kind: "native", Total: 2, GroupsTotal: 1, Status: database.JobOngoing, CallbackURL: ptr("https://hooks.example.test/job")}
+	require.NoError(t, db.Create(&job).Error)
+	f.job = job.UUID
+	require.NoError(t, db.Create(&database.JobGroup{JobUUID: job.UUID, GroupKey: "S", Status: database.JobOngoing, Total: 2}).Error)
+	mk := func(p database.Photo) string {
+		p.URL, p.Renditions = "http://example.test/a.jpg", []string{"thumb"}
+		require.NoError(t, db.Create(&p).Error)
+		return p.UUID
+	}
+	f.ids = []string{
+		mk(database.Photo{Status: database.StatusPending, Attempt: 1}),
+		mk(database.Photo{Status: database.StatusProcessing, Attempt: 1, StatusAttempt: 1}),
+		mk(database.Photo{Status: database.StatusCompleted, Attempt: 1, StatusAttempt: 1, OriginalKey: ptr("originals/x/old.jpg")}),
+		mk(database.Photo{Status: database.StatusFailed, Attempt: 2, StatusAttempt: 1, FailureCode: ptr("decode_error"), FailureStage: ptr("resize")}),
+		mk(database.Photo{Status: database.StatusProcessing, Attempt: 1, StatusAttempt: 1, DeadLetterService: ptr("downloader"), DeadLetterReason: ptr("r")}),
+		mk(database.Photo{Status: database.StatusProcessing, Attempt: 1, StatusAttempt: 1, DeadLetterService: ptr("resizer"), DeadLetterReason: ptr("r")}),
+		mk(database.Photo{Status: database.StatusProcessing, Attempt: 1, StatusAttempt: 1, JobUUID: &job.UUID, GroupKey: ptr("S"), GroupSeq: ptr(0)}),
+		mk(database.Photo{Status: database.StatusProcessing, Attempt: 1, StatusAttempt: 1, CallbackURL: ptr("https://hooks.example.test/p")}),
+		mk(database.Photo{Status: database.StatusProcessing, Attempt: 2, StatusAttempt: 2}),
+	}
+	f.next = mk(database.Photo{Status: database.StatusPending, JobUUID: &job.UUID, GroupKey: ptr("S"), GroupSeq: ptr(1)})
+	return f
+}
+
+// state is everything an event may change about the fixture, without
+// the times.
+func (f fixture) state(t *testing.T, db *gorm.DB) string {
+	t.Helper()
+	out := ""
+	for _, id := range append(f.ids, f.next) {
+		var p database.Photo
+		require.NoError(t, db.Preload("Thumbnails").Take(&p, "uuid = ?", id).Error)
+		var outbox, callbacks int64
+		require.NoError(t, db.Raw("SELECT count(*) FROM outbox WHERE convert_from(payload, 'UTF8')::jsonb->>'photo_id' = ?", id).Scan(&outbox).Error)
+		require.NoError(t, db.Table("callbacks").Where("subject_id = ?", id).Count(&callbacks).Error)
+		thumbs := ""
+		for _, th := range p.Thumbnails {
+			thumbs += fmt.Sprintf("%s/%d %dx%d %s %s %d;", th.Rendition, th.Page, th.Width, th.Height, th.URL, th.Format, th.Bytes)
+		}
+		out += fmt.Sprintf("%s a=%d sa=%d %v %v %v %v %v %v %v %v %v %v %v %v %v completed=%v outbox=%d callbacks=%d [%s]\n",
+			p.Status, p.Attempt, p.StatusAttempt, p.Filename, s(p.OriginalKey), s(p.ContentType), s(p.Bytes), s(p.Width), s(p.Height),
+			s(p.Pages), s(p.FailureStage), s(p.FailureCode), s(p.FailureMessage), s(p.FailureRetryable), s(p.DeadLetterService),
+			s(p.DeadLetterReason), p.CompletedAt != nil, outbox, callbacks, thumbs)
+	}
+	var j database.Job
+	require.NoError(t, db.Take(&j, "uuid = ?", f.job).Error)
+	var jobCallbacks int64
+	require.NoError(t, db.Table("callbacks").Where("subject_id = ?", f.job).Count(&jobCallbacks).Error)
+	out += fmt.Sprintf("job %s completed=%d failed=%d groups=%d/%d callbacks=%d\n",
+		j.Status, j.Completed, j.Failed, j.GroupsFinished, j.GroupsTotal, jobCallbacks)
+	for i, id := range append(f.ids, f.next) {
+		out = strings.ReplaceAll(out, id, fmt.Sprintf("<photo %d>", i))
+	}
+	return out
+}
+
+func s[T any](p *T) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprint(*p)
+}
+
+// inOneBatch applies every call at once in one batch of r's (they wait
+// behind a batch held open until all of them are queued) and returns
+// what each reported.
+func inOneBatch(t *testing.T, r *Repository, calls []func() (bool, error)) []bool {
+	t.Helper()
+	release := make(chan struct{})
+	held := make(chan struct{})
+	go func() {
+		_, _ = r.batch.do(context.Background(), &op{photo: "", run: func(*gorm.DB) (final, error) {
+			close(held)
+			<-release
+			return final{}, nil
+		}})
+	}()
+	<-held
+	applied := make([]bool, len(calls))
+	var wg sync.WaitGroup
+	for i, c := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := c()
+			if err != nil {
+				t.Error(err)
+			}
+			applied[i] = ok
+		}()
+	}
+	require.Eventually(t, func() bool {
+		r.batch.mu.Lock()
+		defer r.batch.mu.Unlock()
+		return len(r.batch.pending) == len(calls)
+	}, 10*time.Second, time.Millisecond)
+	close(release)
+	wg.Wait()
+	require.Zero(t, r.batch.failed.Load(), "no batch fell back to one transaction per event")
+	return applied
+}
+
+// TestManyEqualsOne: the statements that apply many events at once leave
+// every photo, rendition, outbox event, callback and job counter as the
+// events applied one by one would, and report the same photos as moved.
+func TestManyEqualsOne(t *testing.T) {
+	db := openBatchDB(t)
+	ctx := context.Background()
+	one := New(db, func() {}, func() {}, WithBatch(1))
+	many := New(db, func() {}, func() {}, WithBatch(64))
+	type event_ = func(r *Repository, id string) (bool, error)
+	for _, tc := range []struct {
+		name string
+		ev   event_
+	}{
+		{"PhotoRequested", func(r *Repository, id string) (bool, error) {
+			return r.MarkProcessing(ctx, &event.PhotoRequested{Header: event.NewHeader(id, 1)})
+		}},
+		{"PhotoRequested of attempt 2", func(r *Repository, id string) (bool, error) {
+			return r.MarkProcessing(ctx, &event.PhotoRequested{Header: event.NewHeader(id, 2)})
+		}},
+		{"PhotoDownloaded", func(r *Repository, id string) (bool, error) {
+			return r.RecordOriginal(ctx, &event.PhotoDownloaded{Header: event.NewHeader(id, 1), OriginalKey: "originals/" + id + "/a.jpg",
+				Filename: "a.jpg", ContentType: "image/jpeg", Bytes: 99, Width: 1000, Height: 0})
+		}},
+		{"ThumbnailCreated", func(r *Repository, id string) (bool, error) {
+			return r.Complete(ctx, &event.ThumbnailCreated{Header: event.NewHeader(id, 1), Width: 1000, Height: 500, Pages: 1,
+				OriginalKey: "originals/" + id + "/b.jpg", Bytes: 0,
+				Renditions: []event.Rendition{
+					{Name: "thumb", Key: "thumbnails/" + id + "/thumb.jpg", Width: 320, Height: 160, Format: "jpeg", Bytes: 123},
+					{Name: "small", Key: "thumbnails/" + id + "/small.jpg", Width: 128, Height: 64, Format: "jpeg", Bytes: 45},
+				}})
+		}},
+		{"ThumbnailCreated of attempt 2", func(r *Repository, id string) (bool, error) {
+			return r.Complete(ctx, &event.ThumbnailCreated{Header: event.NewHeader(id, 2), Width: 10, Height: 5, Pages: 1})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := newFixture(t, db), newFixture(t, db)
+			var wantApplied []bool
+			for _, id := range a.ids {
+				ok, err := tc.ev(one, id)
+				require.NoError(t, err)
+				wantApplied = append(wantApplied, ok)
+			}
+			var calls []func() (bool, error)
+			for _, id := range b.ids {
+				calls = append(calls, func() (bool, error) { return tc.ev(many, id) })
+			}
+			require.Equal(t, wantApplied, inOneBatch(t, many, calls))
+			require.Equal(t, a.state(t, db), b.state(t, db))
+		})
+	}
+}
+
+// TestManyWithDuplicates: a photo's duplicate in the batch is applied
+// after the first, so it changes nothing.
+func TestManyWithDuplicates(t *testing.T) {
+	db := openBatchDB(t)
+	ctx := context.Background()
+	r := New(db, func() {}, func() {}, WithBatch(64))
+	f := newFixture(t, db)
+	id := f.ids[1]
+	complete := func() (bool, error) {
+		return r.Complete(ctx, &event.ThumbnailCreated{Header: event.NewHeader(id, 1), Width: 1000, Height: 500, Pages: 1,
+			Renditions: []event.Rendition{{Name: "thumb", Key: "thumbnails/" + id + "/thumb.jpg", Width: 320, Height: 160, Format: "jpeg"}}})
+	}
+	other := func() (bool, error) {
+		return r.Complete(ctx, &event.ThumbnailCreated{Header: event.NewHeader(f.ids[0], 1), Width: 1, Height: 1, Pages: 1})
+	}
+	applied := inOneBatch(t, r, []func() (bool, error){complete, complete, other, complete})
+	n := 0
+	for _, ok := range applied[:2] {
+		if ok {
+			n++
+		}
+	}
+	if applied[3] {
+		n++
+	}
+	require.Equal(t, 1, n, "one of the three copies moved the photo")
+	require.True(t, applied[2])
+	var p database.Photo
+	require.NoError(t, db.Preload("Thumbnails").Take(&p, "uuid = ?", id).Error)
+	require.Equal(t, database.StatusCompleted, p.Status)
+	require.Len(t, p.Thumbnails, 1)
+}
