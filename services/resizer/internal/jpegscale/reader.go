@@ -108,6 +108,10 @@ type bits struct {
 	n int32  // the number of unread bits in a, at most 63.
 }
 
+// readSize is the decoder's read buffer: image/jpeg's 4 KiB took 1,671
+// reads (system calls, from a file) for an 18 MP photo; 64 KiB takes 105.
+const readSize = 64 << 10
+
 type decoder struct {
 	r    io.Reader
 	bits bits
@@ -117,7 +121,7 @@ type decoder struct {
 	bytes struct {
 		// buf[i:j] are the buffered bytes read from the underlying
 		// io.Reader that haven't yet been passed further on.
-		buf  [4096]byte
+		buf  [readSize]byte
 		i, j int
 		// nUnreadable is the number of bytes to back up i after
 		// overshooting. It can be 0, 1 or 2.
