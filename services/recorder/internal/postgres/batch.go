@@ -5,11 +5,12 @@ import (
 	"context"
 	"log/slog"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/photopipe/photopipe/shared/groupcommit"
 )
 
 // batchTimeout bounds one batch transaction: the callers wait for it
@@ -30,11 +31,8 @@ type op struct {
 	ctx  context.Context
 
 	// Set by the batcher.
-	seq  uint64        // arrival order, to keep one photo's ops in order
-	res  final         // valid once done is closed
-	err  error         // valid once done is closed
-	lead bool          // set before wake: the op's caller flushes the next batch
-	wake chan struct{} // closed when res and err are set, or lead is
+	res final // valid once the batch ran
+	err error
 }
 
 // opKind applies many ops of one kind, of distinct photos, in one
@@ -44,82 +42,43 @@ type opKind struct {
 	runMany func(tx *gorm.DB, ops []*op) ([]final, error)
 }
 
-// batcher is group commit: events handled at once are applied in one
-// transaction, so N events cost one commit (one WAL flush) instead of N.
-// There is no goroutine of its own and no timer: the caller that finds no
-// batch running runs one with every op waiting (up to max) and then hands
-// over to a caller whose op is still waiting, so a batch forms exactly
-// while the previous one is in Postgres, and a lone event goes at once.
-// Each caller returns only after the transaction holding its op committed
-// (or failed), so the message is acknowledged after its change is durable.
+// batcher is group commit (shared/groupcommit): events handled at once
+// are applied in one transaction, so N events cost one commit (one WAL
+// flush) instead of N. A batch forms exactly while the previous one is in
+// Postgres, and a lone event goes at once. Each caller returns only after
+// the transaction holding its op committed (or failed), so the message is
+// acknowledged after its change is durable.
 type batcher struct {
 	db  *gorm.DB
 	max int
+	q   groupcommit.Queue[*op]
 
 	// failed counts batches whose transaction failed, so that their ops
 	// ran again one by one; log (when set) is told each time.
 	failed atomic.Int64
 	log    *slog.Logger
+}
 
-	mu      sync.Mutex
-	busy    bool // a caller is running a batch
-	seq     uint64
-	pending []*op
+func newBatcher(db *gorm.DB, max int) *batcher {
+	b := &batcher{db: db, max: max}
+	b.q.Run = b.apply
+	b.q.Select = func(waiting []*op) []bool {
+		pick := make([]bool, min(len(waiting), b.max))
+		for i := range pick {
+			pick[i] = true
+		}
+		return pick
+	}
+	b.q.Timeout = batchTimeout
+	return b
 }
 
 // do applies o (in a batch) and returns its result once committed.
 func (b *batcher) do(ctx context.Context, o *op) (final, error) {
-	o.wake = make(chan struct{})
-	b.mu.Lock()
-	b.seq++
-	o.seq = b.seq
-	b.pending = append(b.pending, o)
-	lead := !b.busy
-	b.busy = true
-	b.mu.Unlock()
-	if !lead {
-		// No select on ctx: the op may be in a running transaction, and
-		// a caller given the lead must take it or the queue stalls. A
-		// batch ends within batchTimeout.
-		<-o.wake
-		if !o.lead {
-			return o.res, o.err
-		}
+	if err := b.q.Do(ctx, o); err != nil {
+		return final{}, err // a panic in the batch
 	}
-	b.flush(ctx)
 	return o.res, o.err
-}
-
-// flush runs one batch (which holds the caller's op: it is the oldest
-// waiting) and hands the lead to the oldest op still waiting, if any.
-func (b *batcher) flush(ctx context.Context) {
-	b.mu.Lock()
-	n := min(len(b.pending), b.max)
-	batch := slices.Clone(b.pending[:n])
-	b.pending = slices.Delete(b.pending, 0, n)
-	b.mu.Unlock()
-
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
-	b.apply(ctx, batch)
-	cancel()
-
-	b.mu.Lock()
-	var next *op
-	if len(b.pending) > 0 {
-		next = b.pending[0]
-		next.lead = true
-	} else {
-		b.busy = false
-	}
-	b.mu.Unlock()
-	for _, o := range batch {
-		if !o.lead {
-			close(o.wake)
-		}
-	}
-	if next != nil {
-		close(next.wake)
-	}
 }
 
 // apply runs batch in one transaction. If that fails, every op is run
@@ -129,10 +88,8 @@ func (b *batcher) flush(ctx context.Context) {
 func (b *batcher) apply(ctx context.Context, batch []*op) {
 	// Photo order: two batches (of two replicas) lock the rows they share
 	// in the same order, so they wait for each other instead of
-	// deadlocking. One photo's ops stay in arrival order.
-	slices.SortFunc(batch, func(x, y *op) int {
-		return cmp.Or(cmp.Compare(x.photo, y.photo), cmp.Compare(x.seq, y.seq))
-	})
+	// deadlocking. One photo's ops stay in arrival order (the queue's).
+	slices.SortStableFunc(batch, func(x, y *op) int { return cmp.Compare(x.photo, y.photo) })
 	res := make([]final, len(batch))
 	err := b.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		return runBatch(tx, batch, res)

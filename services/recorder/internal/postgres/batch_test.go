@@ -55,16 +55,12 @@ func newTxOp(photo string, fail bool, before func()) *txOp {
 // waitPending waits until n ops wait behind the running batch.
 func waitPending(t *testing.T, b *batcher, n int) {
 	t.Helper()
-	require.Eventually(t, func() bool {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		return len(b.pending) == n
-	}, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return b.q.Waiting() == n }, 10*time.Second, time.Millisecond)
 }
 
 func TestBatcherGroupsWaitingOpsAndSeparatesErrors(t *testing.T) {
 	db := openBatchDB(t)
-	b := &batcher{db: db, max: 64}
+	b := newBatcher(db, 64)
 	ctx := context.Background()
 
 	release := make(chan struct{})
@@ -83,7 +79,7 @@ func TestBatcherGroupsWaitingOpsAndSeparatesErrors(t *testing.T) {
 		results[i] = make(chan result, 1)
 	}
 	go func() { f, err := b.do(ctx, &first.op); results[0] <- result{f, err} }()
-	require.Eventually(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.busy }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return b.q.Batches() == 1 && b.q.Waiting() == 0 }, 10*time.Second, time.Millisecond)
 	for i, o := range ops {
 		go func() { f, err := b.do(ctx, &o.op); results[i+1] <- result{f, err} }()
 		waitPending(t, b, i+1)
@@ -110,21 +106,19 @@ func TestBatcherGroupsWaitingOpsAndSeparatesErrors(t *testing.T) {
 	require.NotEqual(t, ops[0].txs[1], ops[2].txs[0], "after a failure each op runs alone")
 	require.NotEqual(t, ops[1].txs[1], ops[2].txs[0])
 
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	require.False(t, b.busy, "no batch left running")
-	require.Empty(t, b.pending)
+	require.Zero(t, b.q.Waiting(), "nothing left waiting")
+	require.Equal(t, int64(1), b.failed.Load())
 }
 
 func TestBatcherOrderAndLimit(t *testing.T) {
 	db := openBatchDB(t)
-	b := &batcher{db: db, max: 3}
+	b := newBatcher(db, 3)
 	ctx := context.Background()
 
 	release := make(chan struct{})
 	first := newTxOp(uuid.NewString(), false, func() { <-release })
 	go func() { _, _ = b.do(ctx, &first.op) }()
-	require.Eventually(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.busy }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return b.q.Batches() == 1 && b.q.Waiting() == 0 }, 10*time.Second, time.Millisecond)
 
 	// Five ops, two of one photo: the first three to arrive make a
 	// batch (in photo order, one photo's ops in arrival order), the
@@ -165,7 +159,7 @@ func TestBatcherIgnoresCallerCancellation(t *testing.T) {
 	// The caller's op shares its transaction with others': a cancelled
 	// caller neither aborts it nor leaves the batcher stuck.
 	db := openBatchDB(t)
-	b := &batcher{db: db, max: 8}
+	b := newBatcher(db, 8)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	o := newTxOp(uuid.NewString(), false, nil)
@@ -174,6 +168,20 @@ func TestBatcherIgnoresCallerCancellation(t *testing.T) {
 	require.True(t, f.applied)
 	o2 := newTxOp(uuid.NewString(), false, nil)
 	f, err = b.do(context.Background(), &o2.op)
+	require.NoError(t, err)
+	require.True(t, f.applied)
+}
+
+func TestBatcherPanic(t *testing.T) {
+	// A panic in a batch answers its callers with an error (nothing of it
+	// committed) instead of stalling the queue.
+	db := openBatchDB(t)
+	b := newBatcher(db, 8)
+	o := &op{photo: "a", run: func(*gorm.DB) (final, error) { panic("boom") }}
+	_, err := b.do(context.Background(), o)
+	require.ErrorContains(t, err, "boom")
+	o2 := newTxOp("b", false, nil)
+	f, err := b.do(context.Background(), &o2.op)
 	require.NoError(t, err)
 	require.True(t, f.applied)
 }

@@ -119,11 +119,7 @@ func inOneBatch(t *testing.T, r *Repository, calls []func() (bool, error)) []boo
 			applied[i] = ok
 		}()
 	}
-	require.Eventually(t, func() bool {
-		r.batch.mu.Lock()
-		defer r.batch.mu.Unlock()
-		return len(r.batch.pending) == len(calls)
-	}, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return r.batch.q.Waiting() == len(calls) }, 10*time.Second, time.Millisecond)
 	close(release)
 	wg.Wait()
 	require.Zero(t, r.batch.failed.Load(), "no batch fell back to one transaction per event")

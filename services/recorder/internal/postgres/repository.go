@@ -57,7 +57,7 @@ func WithLog(log *slog.Logger) Option {
 // see batcher); each method returns once its event's change is committed.
 func New(db *gorm.DB, notify, onCallback func(), opts ...Option) *Repository {
 	r := &Repository{
-		db: db, notify: notify, onCallback: onCallback, batch: &batcher{db: db, max: DefaultBatch},
+		db: db, notify: notify, onCallback: onCallback, batch: newBatcher(db, DefaultBatch),
 		processing: &opKind{runMany: markProcessingMany},
 		original:   &opKind{runMany: recordOriginalMany},
 		completion: &opKind{runMany: completeMany},
