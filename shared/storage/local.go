@@ -129,12 +129,15 @@ func (o localObject) Info() Info { return o.info }
 // writes cost the kernel less per byte than io.Copy's 32 KiB ones (fewer
 // system calls; the page cache keeps the file in larger folios). Storing
 // a 6.8 MB file from 64 KiB reads (BenchmarkLocalPutLarge, three
-// interleaved rounds on the 2-CPU VM) took 7.4 cpu-ms in 32 KiB writes,
-// 5.8 in 128 KiB, 6.0 in 256 KiB and 5.1 in 1 MiB; through HTTP (the
-// downloader's BenchmarkHandleLarge) 256 KiB took 8.1 against io.Copy's
-// 10.1, while 1 MiB, a buffer that no longer stays in the L2 cache
-// between the read that fills it and the write that empties it, took 16
-// to 22. 256 KiB per concurrent Put is also little memory.
+// interleaved rounds on the shared 2-CPU VM) took 7.4 cpu-ms in 32 KiB
+// writes, 5.8 in 128 KiB, 6.0 in 256 KiB and 5.1 in 1 MiB. Through HTTP
+// (the downloader's BenchmarkHandleLarge) the first interleaved runs gave
+// 8.1 for 256 KiB against io.Copy's 10.1 and 16 to 22 for 1 MiB, a buffer
+// that no longer stays in the L2 cache between the read that fills it
+// and the write that empties it; later runs on the loaded machine did not
+// separate them. In BenchmarkEndToEndLarge the downloader took 9.0
+// cpu-ms per 18 MP photo against 10.0 (means of 7 and 4 runs). 256 KiB
+// per concurrent Put is also little memory.
 const chunkSize = 256 << 10
 
 // chunks are Put's buffers, shared by its concurrent calls.
