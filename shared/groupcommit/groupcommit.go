@@ -14,6 +14,7 @@ package groupcommit
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -78,22 +79,24 @@ func (q *Queue[T]) Batches() int {
 // runNext takes the next batch, runs it, answers its callers and hands
 // over to the oldest waiting caller.
 func (q *Queue[T]) runNext(ctx context.Context) {
-	batch := q.take()
-	items := make([]T, len(batch))
-	for i, e := range batch {
-		items[i] = e.item
-	}
+	batch, err := q.take()
 	defer func() {
 		if p := recover(); p != nil {
-			for _, e := range batch {
-				e.err = fmt.Errorf("groupcommit: batch of %d failed: panic: %v", len(batch), p)
-			}
+			err = fmt.Errorf("groupcommit: batch of %d failed: panic: %v\n%s", len(batch), p, debug.Stack())
 		}
 		for _, e := range batch {
+			e.err = err
 			close(e.done)
 		}
 		q.handOver()
 	}()
+	if err != nil {
+		return
+	}
+	items := make([]T, len(batch))
+	for i, e := range batch {
+		items[i] = e.item
+	}
 	timeout := q.Timeout
 	if timeout <= 0 {
 		timeout = time.Minute
@@ -104,19 +107,18 @@ func (q *Queue[T]) runNext(ctx context.Context) {
 }
 
 // take removes the next batch from the queue: the oldest entry and every
-// later one that Select picks.
-func (q *Queue[T]) take() []*entry[T] {
+// later one that Select picks. If Select panics, the batch is the oldest
+// entry alone, answered with the panic instead of run.
+func (q *Queue[T]) take() (batch []*entry[T], err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	var pick []bool
-	if q.Select != nil {
-		items := make([]T, len(q.waiting))
-		for i, e := range q.waiting {
-			items[i] = e.item
-		}
-		pick = q.Select(items)
+	q.batches++
+	pick, err := q.pick()
+	if err != nil {
+		batch, q.waiting = q.waiting[:1:1], q.waiting[1:]
+		return batch, err
 	}
-	var batch, rest []*entry[T]
+	var rest []*entry[T]
 	for i, e := range q.waiting {
 		if i == 0 || pick == nil || (i < len(pick) && pick[i]) {
 			batch = append(batch, e)
@@ -125,8 +127,24 @@ func (q *Queue[T]) take() []*entry[T] {
 		}
 	}
 	q.waiting = rest
-	q.batches++
-	return batch
+	return batch, nil
+}
+
+// pick calls Select on the waiting items (q.mu held).
+func (q *Queue[T]) pick() (pick []bool, err error) {
+	if q.Select == nil {
+		return nil, nil
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("groupcommit: select failed: panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	items := make([]T, len(q.waiting))
+	for i, e := range q.waiting {
+		items[i] = e.item
+	}
+	return q.Select(items), nil
 }
 
 // handOver makes the oldest waiting caller the next leader, or marks the

@@ -142,6 +142,20 @@ func TestPanicAnswersEveryCallOfItsBatch(t *testing.T) {
 	require.NoError(t, q.Do(context.Background(), &item{n: 3}), "the queue goes on")
 }
 
+// A panic in Select answers the oldest caller with it; the queue goes on.
+func TestPanicInSelect(t *testing.T) {
+	r := &recorder{}
+	q := &groupcommit.Queue[*item]{Run: r.run, Select: func(waiting []*item) []bool {
+		if waiting[0].n == 1 {
+			panic("bad select")
+		}
+		return nil
+	}}
+	require.ErrorContains(t, q.Do(context.Background(), &item{n: 1}), "panic: bad select")
+	require.NoError(t, q.Do(context.Background(), &item{n: 2}))
+	require.Equal(t, [][]int{{2}}, r.got(), "the batch whose Select panicked did not run")
+}
+
 // The batch's context outlives a leader whose request ended, and ends by
 // Timeout.
 func TestBatchContext(t *testing.T) {

@@ -63,8 +63,8 @@ const batchTimeout = 30 * time.Second
 
 // selectProcessBatch picks the oldest call, then every later one that
 // fits and names none of the photos already picked (those wait for a later
-// batch, so that each photo is decided once per batch, in the order the
-// requests came).
+// batch, so that each photo is decided once per batch, and the requests
+// naming one photo in the order they came).
 func selectProcessBatch(waiting []*processCall) []bool {
 	pick := make([]bool, len(waiting))
 	taken := map[string]bool{}
@@ -90,7 +90,9 @@ func selectProcessBatch(waiting []*processCall) []bool {
 }
 
 // processBatch decides and queues the photos of every call in the batch
-// and answers each call; no two calls name the same photo.
+// and answers each call; no two calls name the same photo. An error
+// answers only the calls with photos still undecided when it came: what
+// the others queued is committed, and their answers stand.
 func (r *Repository) processBatch(ctx context.Context, calls []*processCall) {
 	type slot struct {
 		call *processCall
@@ -105,12 +107,18 @@ func (r *Repository) processBatch(ctx context.Context, calls []*processCall) {
 			todo = append(todo, id)
 		}
 	}
+	queued := 0
+	defer func() {
+		if queued > 0 {
+			r.notify()
+		}
+	}()
 	fail := func(err error) {
-		for _, c := range calls {
+		for _, id := range todo {
+			c := where[id].call
 			c.results, c.err = nil, err
 		}
 	}
-	queued := 0
 	for round := 0; len(todo) > 0; round++ {
 		if round == maxProcessRounds {
 			fail(fmt.Errorf("request processing: photos changed %d times while being queued", round))
@@ -138,6 +146,10 @@ func (r *Repository) processBatch(ctx context.Context, calls []*processCall) {
 		}
 		won, err := r.startAttempts(ctx, swaps)
 		if err != nil {
+			todo = todo[:0]
+			for _, sw := range swaps {
+				todo = append(todo, sw.Photo.UUID)
+			}
 			fail(err)
 			return
 		}
@@ -151,9 +163,6 @@ func (r *Repository) processBatch(ctx context.Context, calls []*processCall) {
 			}
 			todo = append(todo, sw.Photo.UUID) // changed since read: decide again
 		}
-	}
-	if queued > 0 {
-		r.notify()
 	}
 }
 

@@ -179,3 +179,43 @@ func TestBatchErrorAnswersEveryRequest(t *testing.T) {
 	require.Equal(t, []app.ProcessResult{{UUID: f.photos[1].UUID, Outcome: app.OutcomeQueued, Attempt: 1}}, res)
 	require.Equal(t, 3, f.runs())
 }
+
+// TestBatchErrorAnswersOnlyUndecidedRequests: when the statement that
+// queues a batch's photos fails, the requests it held get the error, and a
+// request of the same batch that needed no write keeps its answer.
+func TestBatchErrorAnswersOnlyUndecidedRequests(t *testing.T) {
+	f := newBatchFixture(t, 3)
+	queuedBefore, failing := f.photos[1].UUID, f.photos[2].UUID
+	res, err := f.r.RequestProcessing(context.Background(), []string{queuedBefore}, app.ProcessOptions{}, "corr")
+	require.NoError(t, err)
+	require.Equal(t, app.OutcomeQueued, res[0].Outcome)
+	// Updates of one photo fail, as a database error would.
+	require.NoError(t, f.db.Exec(`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'refused'; END $$`).Error)
+	require.NoError(t, f.db.Exec(`CREATE TRIGGER refuse BEFORE UPDATE ON photos FOR EACH ROW
+		WHEN (OLD.uuid = '`+failing+`') EXECUTE FUNCTION refuse()`).Error)
+
+	release, first := f.holdFirstBatch(t)
+	type answer struct {
+		res []app.ProcessResult
+		err error
+	}
+	answers := make([]chan answer, 2)
+	for i, id := range []string{queuedBefore, failing} {
+		answers[i] = make(chan answer, 1)
+		go func() {
+			res, err := f.r.RequestProcessing(context.Background(), []string{id}, app.ProcessOptions{}, "corr")
+			answers[i] <- answer{res, err}
+		}()
+		f.waitBusy(t, i+1)
+	}
+	release()
+	<-first
+	a := <-answers[0]
+	require.NoError(t, a.err)
+	require.Equal(t, []app.ProcessResult{{UUID: queuedBefore, Outcome: app.OutcomeAlreadyQueued, Attempt: 1}}, a.res)
+	b := <-answers[1]
+	require.ErrorContains(t, b.err, "refused")
+	require.Nil(t, b.res)
+	require.Equal(t, 2+1, f.runs(), "the two requests went in one batch")
+}
