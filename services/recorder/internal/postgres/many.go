@@ -1,8 +1,10 @@
 package postgres
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"gorm.io/gorm"
 
@@ -15,7 +17,8 @@ import (
 // fields arrive as one JSON array (jsonb_to_recordset), each is applied
 // under the same conditions as the one-event statements in repository.go,
 // and RETURNING names the photos that moved. The caller gives each photo
-// at most once.
+// at most once, by its canonical uuid (Repository.apply), the spelling
+// RETURNING uses.
 
 // rowsParam encodes the events' fields as the JSON array of @rows.
 func rowsParam(rows any) (string, error) {
@@ -48,7 +51,7 @@ func markProcessingMany(tx *gorm.DB, ops []*op) ([]final, error) {
 	rows := make([]row, len(ops))
 	for i, o := range ops {
 		e := o.ev.(*event.PhotoRequested)
-		rows[i] = row{ID: e.PhotoID, Attempt: e.Attempt}
+		rows[i] = row{ID: o.photo, Attempt: e.Attempt}
 	}
 	param, err := rowsParam(rows)
 	if err != nil {
@@ -83,7 +86,7 @@ func recordOriginalMany(tx *gorm.DB, ops []*op) ([]final, error) {
 	rows := make([]row, len(ops))
 	for i, o := range ops {
 		e := o.ev.(*event.PhotoDownloaded)
-		rows[i] = row{ID: e.PhotoID, Attempt: e.Attempt, Key: e.OriginalKey, ContentType: e.ContentType,
+		rows[i] = row{ID: o.photo, Attempt: e.Attempt, Key: e.OriginalKey, ContentType: e.ContentType,
 			Bytes: e.Bytes, Filename: e.Filename, Width: e.Width, Height: e.Height}
 	}
 	param, err := rowsParam(rows)
@@ -133,7 +136,7 @@ func completeMany(tx *gorm.DB, ops []*op) ([]final, error) {
 	rows := make([]row, len(ops))
 	for i, o := range ops {
 		e := o.ev.(*event.ThumbnailCreated)
-		rows[i] = row{ID: e.PhotoID, Attempt: e.Attempt, Width: e.Width, Height: e.Height, Pages: e.Pages,
+		rows[i] = row{ID: o.photo, Attempt: e.Attempt, Width: e.Width, Height: e.Height, Pages: e.Pages,
 			Key: e.OriginalKey, ContentType: e.ContentType, Bytes: e.Bytes}
 	}
 	param, err := rowsParam(rows)
@@ -170,20 +173,39 @@ func completeMany(tx *gorm.DB, ops []*op) ([]final, error) {
 		return nil, err
 	}
 	res := make([]final, len(ops))
+	var finish []int // the completed ops with a job or a callback
 	for i, o := range ops {
 		fr, ok := byPhoto[o.photo]
-		if !ok {
-			continue
-		}
-		if fr.JobUUID == nil && fr.CallbackURL == nil {
+		switch {
+		case !ok:
+		case fr.JobUUID == nil && fr.CallbackURL == nil:
 			res[i] = final{applied: true}
-			continue
+		default:
+			finish = append(finish, i)
 		}
-		f, err := finishCompleted(o.ctx, tx, o.photo, fr)
+	}
+	// Job order: the job and group rows are locked in the same order by
+	// every batch (of any replica), so two batches of photos of the same
+	// jobs wait for each other instead of deadlocking.
+	slices.SortStableFunc(finish, func(a, b int) int {
+		x, y := byPhoto[ops[a].photo], byPhoto[ops[b].photo]
+		return cmp.Or(cmp.Compare(deref(x.JobUUID), deref(y.JobUUID)), cmp.Compare(deref(x.GroupKey), deref(y.GroupKey)))
+	})
+	for _, i := range finish {
+		o := ops[i]
+		f, err := finishCompleted(o.ctx, tx, o.photo, byPhoto[o.photo])
 		if err != nil {
 			return nil, err
 		}
 		res[i] = f
 	}
 	return res, nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }

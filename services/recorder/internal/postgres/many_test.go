@@ -3,11 +3,14 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
@@ -134,44 +137,48 @@ func TestManyEqualsOne(t *testing.T) {
 	ctx := context.Background()
 	one := New(db, func() {}, func() {}, WithBatch(1))
 	many := New(db, func() {}, func() {}, WithBatch(64))
-	type event_ = func(r *Repository, id string) (bool, error)
+	type event_ = func(r *Repository, id, header string) (bool, error) // header: the id as the event spells it
 	for _, tc := range []struct {
 		name string
 		ev   event_
 	}{
-		{"PhotoRequested", func(r *Repository, id string) (bool, error) {
-			return r.MarkProcessing(ctx, &event.PhotoRequested{Header: event.NewHeader(id, 1)})
+		{"PhotoRequested", func(r *Repository, id, header string) (bool, error) {
+			return r.MarkProcessing(ctx, &event.PhotoRequested{Header: event.NewHeader(header, 1)})
 		}},
-		{"PhotoRequested of attempt 2", func(r *Repository, id string) (bool, error) {
-			return r.MarkProcessing(ctx, &event.PhotoRequested{Header: event.NewHeader(id, 2)})
+		{"PhotoRequested of attempt 2", func(r *Repository, id, header string) (bool, error) {
+			return r.MarkProcessing(ctx, &event.PhotoRequested{Header: event.NewHeader(header, 2)})
 		}},
-		{"PhotoDownloaded", func(r *Repository, id string) (bool, error) {
-			return r.RecordOriginal(ctx, &event.PhotoDownloaded{Header: event.NewHeader(id, 1), OriginalKey: "originals/" + id + "/a.jpg",
+		{"PhotoDownloaded", func(r *Repository, id, header string) (bool, error) {
+			return r.RecordOriginal(ctx, &event.PhotoDownloaded{Header: event.NewHeader(header, 1), OriginalKey: "originals/" + id + "/a.jpg",
 				Filename: "a.jpg", ContentType: "image/jpeg", Bytes: 99, Width: 1000, Height: 0})
 		}},
-		{"ThumbnailCreated", func(r *Repository, id string) (bool, error) {
-			return r.Complete(ctx, &event.ThumbnailCreated{Header: event.NewHeader(id, 1), Width: 1000, Height: 500, Pages: 1,
+		{"ThumbnailCreated", func(r *Repository, id, header string) (bool, error) {
+			return r.Complete(ctx, &event.ThumbnailCreated{Header: event.NewHeader(header, 1), Width: 1000, Height: 500, Pages: 1,
 				OriginalKey: "originals/" + id + "/b.jpg", Bytes: 0,
 				Renditions: []event.Rendition{
 					{Name: "thumb", Key: "thumbnails/" + id + "/thumb.jpg", Width: 320, Height: 160, Format: "jpeg", Bytes: 123},
 					{Name: "small", Key: "thumbnails/" + id + "/small.jpg", Width: 128, Height: 64, Format: "jpeg", Bytes: 45},
 				}})
 		}},
-		{"ThumbnailCreated of attempt 2", func(r *Repository, id string) (bool, error) {
-			return r.Complete(ctx, &event.ThumbnailCreated{Header: event.NewHeader(id, 2), Width: 10, Height: 5, Pages: 1})
+		{"ThumbnailCreated of attempt 2", func(r *Repository, id, header string) (bool, error) {
+			return r.Complete(ctx, &event.ThumbnailCreated{Header: event.NewHeader(header, 2), Width: 10, Height: 5, Pages: 1})
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := newFixture(t, db), newFixture(t, db)
 			var wantApplied []bool
 			for _, id := range a.ids {
-				ok, err := tc.ev(one, id)
+				ok, err := tc.ev(one, id, id)
 				require.NoError(t, err)
 				wantApplied = append(wantApplied, ok)
 			}
 			var calls []func() (bool, error)
-			for _, id := range b.ids {
-				calls = append(calls, func() (bool, error) { return tc.ev(many, id) })
+			for i, id := range b.ids {
+				header := id
+				if i%2 == 1 {
+					header = strings.ToUpper(id) // another spelling of the same uuid
+				}
+				calls = append(calls, func() (bool, error) { return tc.ev(many, id, header) })
 			}
 			require.Equal(t, wantApplied, inOneBatch(t, many, calls))
 			require.Equal(t, a.state(t, db), b.state(t, db))
@@ -210,4 +217,106 @@ func TestManyWithDuplicates(t *testing.T) {
 	require.NoError(t, db.Preload("Thumbnails").Take(&p, "uuid = ?", id).Error)
 	require.Equal(t, database.StatusCompleted, p.Status)
 	require.Len(t, p.Thumbnails, 1)
+}
+
+// TestManyRenditionsOfManyPages: a batch of completed documents with more
+// renditions than one statement's parameters allow is applied as one
+// batch, every rendition written.
+func TestManyRenditionsOfManyPages(t *testing.T) {
+	db := openBatchDB(t)
+	ctx := context.Background()
+	r := New(db, func() {}, func() {}, WithBatch(64))
+	var calls []func() (bool, error)
+	var ids []string
+	for range 13 { // 13 x 200 pages x 3 renditions x 10 parameters > 65,535
+		p := database.Photo{Status: database.StatusProcessing, Attempt: 1, StatusAttempt: 1, URL: "http://example.test/a.pdf", Renditions: []string{"thumb"}}
+		require.NoError(t, db.Create(&p).Error)
+		ids = append(ids, p.UUID)
+		var rs []event.Rendition
+		for page := 1; page <= 200; page++ {
+			for _, name := range []string{"thumb", "small", "preview"} {
+				rs = append(rs, event.Rendition{Name: name, Page: page, Key: fmt.Sprintf("thumbnails/%s/%s-p%d.jpg", p.UUID, name, page),
+					Width: 1, Height: 1, Format: "jpeg", Bytes: 1})
+			}
+		}
+		e := &event.ThumbnailCreated{Header: event.NewHeader(p.UUID, 1), Width: 1, Height: 1, Pages: 200, Renditions: rs}
+		calls = append(calls, func() (bool, error) { return r.Complete(ctx, e) })
+	}
+	for _, ok := range inOneBatch(t, r, calls) {
+		require.True(t, ok)
+	}
+	var n int64
+	require.NoError(t, db.Model(&database.Thumbnail{}).Where("photo_uuid IN ?", ids).Count(&n).Error)
+	require.EqualValues(t, 13*200*3, n)
+}
+
+// TestManyReplicasFinishJobsWithoutDeadlock: two recorders complete, at
+// once, photos of the same two jobs in opposite job order (by photo id);
+// both batches lock the jobs in job order, so neither deadlocks (Postgres
+// would abort one, and its events would go one by one).
+func TestManyReplicasFinishJobsWithoutDeadlock(t *testing.T) {
+	db := openBatchDB(t)
+	ctx := context.Background()
+	r1 := New(db, func() {}, func() {}, WithBatch(64))
+	r2 := New(db, func() {}, func() {}, WithBatch(64))
+	for range 10 {
+		var jobs [2]string
+		for j := range jobs {
+			job := database.Job{Kind: "native", Total: 2, GroupsTotal: 2, Status: database.JobOngoing}
+			require.NoError(t, db.Create(&job).Error)
+			jobs[j] = job.UUID
+			for _, g := range []string{"g1", "g2"} {
+				require.NoError(t, db.Create(&database.JobGroup{JobUUID: job.UUID, GroupKey: g, Status: database.JobOngoing, Total: 1}).Error)
+			}
+		}
+		// By photo id: A of job 0, B of job 1, C of job 1, D of job 0;
+		// recorder 1 gets A and C, recorder 2 B and D.
+		var ids []string
+		for range 4 {
+			ids = append(ids, uuid.NewString())
+		}
+		slices.Sort(ids)
+		for i, of := range []struct {
+			job   int
+			group string
+		}{{0, "g1"}, {1, "g2"}, {1, "g1"}, {0, "g2"}} {
+			p := database.Photo{UUID: ids[i], Status: database.StatusProcessing, Attempt: 1, StatusAttempt: 1, URL: "http://example.test/a.jpg",
+				Renditions: []string{"thumb"}, JobUUID: &jobs[of.job], GroupKey: ptr(of.group), GroupSeq: ptr(0)}
+			require.NoError(t, db.Create(&p).Error)
+		}
+		complete := func(r *Repository, id string) func() (bool, error) {
+			return func() (bool, error) {
+				return r.Complete(ctx, &event.ThumbnailCreated{Header: event.NewHeader(id, 1), Width: 1, Height: 1, Pages: 1})
+			}
+		}
+		// Each recorder's two events wait behind a held batch; both are
+		// let go at once.
+		release := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, r := range []*Repository{r1, r2} {
+			held := make(chan struct{})
+			wg.Go(func() {
+				_, _ = r.batch.do(ctx, &op{run: func(*gorm.DB) (final, error) { close(held); <-release; return final{}, nil }})
+			})
+			<-held
+		}
+		for i, id := range ids {
+			r := []*Repository{r1, r2}[i%2]
+			wg.Go(func() {
+				ok, err := complete(r, id)()
+				assert.NoError(t, err)
+				assert.True(t, ok)
+			})
+		}
+		require.Eventually(t, func() bool { return r1.batch.q.Waiting() == 2 && r2.batch.q.Waiting() == 2 }, 10*time.Second, time.Millisecond)
+		close(release)
+		wg.Wait()
+		require.Zero(t, r1.batch.failed.Load()+r2.batch.failed.Load(), "a batch failed (deadlock) and went one by one")
+		for _, j := range jobs {
+			var job database.Job
+			require.NoError(t, db.Take(&job, "uuid = ?", j).Error)
+			require.Equal(t, 2, job.Completed)
+			require.Equal(t, database.JobCompleted, job.Status)
+		}
+	}
 }

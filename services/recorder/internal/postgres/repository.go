@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/google/uuid"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -80,6 +81,14 @@ type final struct {
 // once committed, wakes the outbox relay and the callback dispatcher if
 // it gave them work.
 func (r *Repository) apply(ctx context.Context, photo string, kind *opKind, ev any, run func(tx *gorm.DB) (final, error)) (bool, error) {
+	// A batch knows its photos by Postgres's spelling of their uuids (what
+	// its statements return); one that is not a uuid is applied alone, so
+	// that Postgres's refusal fails its own event only.
+	if u, err := uuid.Parse(photo); err == nil {
+		photo = u.String()
+	} else {
+		kind = nil
+	}
 	f, err := r.batch.do(ctx, &op{photo: photo, run: run, kind: kind, ev: ev, ctx: ctx})
 	if err != nil {
 		return false, err
@@ -241,6 +250,11 @@ func renditionRows(e *event.ThumbnailCreated) []database.Thumbnail {
 
 // writeRenditions upserts rendition rows (of one photo or many) in one
 // statement.
+// renditionsPerInsert bounds the rows of one insert of renditions: about
+// ten parameters a row stay below Postgres's 65,535 (a batch of completed
+// PDFs has hundreds of pages each).
+const renditionsPerInsert = 1000
+
 func writeRenditions(tx *gorm.DB, rows []database.Thumbnail) error {
 	if len(rows) == 0 {
 		return nil
@@ -248,7 +262,7 @@ func writeRenditions(tx *gorm.DB, rows []database.Thumbnail) error {
 	if err := tx.Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "photo_uuid"}, {Name: "rendition"}, {Name: "page"}},
 		DoUpdates: clause.AssignmentColumns([]string{"width", "height", "url", "format", "bytes", "created_at"}),
-	}).Create(&rows).Error; err != nil {
+	}).CreateInBatches(&rows, renditionsPerInsert).Error; err != nil {
 		return fmt.Errorf("write renditions: %w", err)
 	}
 	return nil
