@@ -30,6 +30,8 @@ type Queue[T any] struct {
 	// it says for each whether it joins (the oldest always does). An item
 	// left out waits for a later batch, keeping its place. nil: all join.
 	Select func(waiting []T) []bool
+	// Max bounds the items of one batch, after Select (0: no bound).
+	Max int
 	// Timeout bounds one batch (default one minute).
 	Timeout time.Duration
 
@@ -107,7 +109,7 @@ func (q *Queue[T]) runNext(ctx context.Context) {
 }
 
 // take removes the next batch from the queue: the oldest entry and every
-// later one that Select picks. If Select panics, the batch is the oldest
+// later one that Select picks, up to Max. If Select panics, the batch is the oldest
 // entry alone, answered with the panic instead of run.
 func (q *Queue[T]) take() (batch []*entry[T], err error) {
 	q.mu.Lock()
@@ -120,7 +122,8 @@ func (q *Queue[T]) take() (batch []*entry[T], err error) {
 	}
 	var rest []*entry[T]
 	for i, e := range q.waiting {
-		if i == 0 || pick == nil || (i < len(pick) && pick[i]) {
+		full := q.Max > 0 && len(batch) >= q.Max
+		if i == 0 || !full && (pick == nil || (i < len(pick) && pick[i])) {
 			batch = append(batch, e)
 		} else {
 			rest = append(rest, e)

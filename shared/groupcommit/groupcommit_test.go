@@ -174,19 +174,13 @@ func TestBatchContext(t *testing.T) {
 }
 
 // Many callers at once: every item runs exactly once, batches respect
-// Select, and under contention batches hold several items.
+// Max, and under contention batches hold several items.
 func TestManyCallers(t *testing.T) {
 	var mu sync.Mutex
 	ran := map[int]int{}
 	largest := 0
 	q := &groupcommit.Queue[*item]{
-		Select: func(waiting []*item) []bool {
-			pick := make([]bool, min(len(waiting), 16))
-			for i := range pick {
-				pick[i] = true
-			}
-			return pick
-		},
+		Max: 16,
 		Run: func(_ context.Context, batch []*item) {
 			time.Sleep(100 * time.Microsecond) // a round trip
 			mu.Lock()

@@ -49,9 +49,8 @@ type opKind struct {
 // the transaction holding its op committed (or failed), so the message is
 // acknowledged after its change is durable.
 type batcher struct {
-	db  *gorm.DB
-	max int
-	q   groupcommit.Queue[*op]
+	db *gorm.DB
+	q  groupcommit.Queue[*op] // q.Max: RECORD_BATCH
 
 	// failed counts batches whose transaction failed, so that their ops
 	// ran again one by one; log (when set) is told each time.
@@ -60,15 +59,9 @@ type batcher struct {
 }
 
 func newBatcher(db *gorm.DB, max int) *batcher {
-	b := &batcher{db: db, max: max}
+	b := &batcher{db: db}
 	b.q.Run = b.apply
-	b.q.Select = func(waiting []*op) []bool {
-		pick := make([]bool, min(len(waiting), b.max))
-		for i := range pick {
-			pick[i] = true
-		}
-		return pick
-	}
+	b.q.Max = max
 	b.q.Timeout = batchTimeout
 	return b
 }

@@ -14,7 +14,9 @@ import (
 	"github.com/photopipe/photopipe/shared/testenv"
 )
 
-func openBatchDB(t *testing.T) *gorm.DB {
+// MustOpenDB opens a migrated database of the test's own (also for the
+// package's external tests).
+func MustOpenDB(t *testing.T) *gorm.DB {
 	t.Helper()
 	cfg := database.Config{URL: testenv.Postgres(t), MaxOpenConns: 8, MaxIdleConns: 4, ConnectTimeout: 30e9, Migrate: true}
 	db, err := database.Open(context.Background(), cfg)
@@ -59,7 +61,7 @@ func waitPending(t *testing.T, b *batcher, n int) {
 }
 
 func TestBatcherGroupsWaitingOpsAndSeparatesErrors(t *testing.T) {
-	db := openBatchDB(t)
+	db := MustOpenDB(t)
 	b := newBatcher(db, 64)
 	ctx := context.Background()
 
@@ -111,7 +113,7 @@ func TestBatcherGroupsWaitingOpsAndSeparatesErrors(t *testing.T) {
 }
 
 func TestBatcherOrderAndLimit(t *testing.T) {
-	db := openBatchDB(t)
+	db := MustOpenDB(t)
 	b := newBatcher(db, 3)
 	ctx := context.Background()
 
@@ -158,7 +160,7 @@ func TestBatcherOrderAndLimit(t *testing.T) {
 func TestBatcherIgnoresCallerCancellation(t *testing.T) {
 	// The caller's op shares its transaction with others': a cancelled
 	// caller neither aborts it nor leaves the batcher stuck.
-	db := openBatchDB(t)
+	db := MustOpenDB(t)
 	b := newBatcher(db, 8)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -175,7 +177,7 @@ func TestBatcherIgnoresCallerCancellation(t *testing.T) {
 func TestBatcherPanic(t *testing.T) {
 	// A panic in a batch answers its callers with an error (nothing of it
 	// committed) instead of stalling the queue.
-	db := openBatchDB(t)
+	db := MustOpenDB(t)
 	b := newBatcher(db, 8)
 	o := &op{photo: "a", run: func(*gorm.DB) (final, error) { panic("boom") }}
 	_, err := b.do(context.Background(), o)

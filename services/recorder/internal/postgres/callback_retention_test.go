@@ -47,7 +47,7 @@ func countCallbacks(t *testing.T, db *gorm.DB, ids []string) (callbacks, attempt
 // finished before the retention go, with their tries; recent ones stay,
 // and pending ones stay however old (the dispatcher still owes them).
 func TestPurgeDeletesOnlyOldFinalCallbacks(t *testing.T) {
-	db := openDB(t)
+	db := postgres.MustOpenDB(t)
 	store := postgres.NewCallbackStore(db)
 	const retention = 30 * 24 * time.Hour
 	day := 24 * time.Hour
@@ -89,7 +89,7 @@ func TestPurgeDeletesOnlyOldFinalCallbacks(t *testing.T) {
 // TestPurgeWithRetentionZero: CALLBACK_RETENTION=0 keeps callbacks
 // forever, through the store as through the periodic purge.
 func TestPurgeWithRetentionZero(t *testing.T) {
-	db := openDB(t)
+	db := postgres.MustOpenDB(t)
 	store := postgres.NewCallbackStore(db)
 	ids := agedCallbacks(t, db, 2, database.CallbackDelivered, 400*24*time.Hour)
 	ids = append(ids, agedCallbacks(t, db, 2, database.CallbackFailed, 400*24*time.Hour)...)
@@ -111,7 +111,7 @@ func TestPurgeWithRetentionZero(t *testing.T) {
 // TestPurgeBatches: more old callbacks than one statement deletes are all
 // purged by one call, and replicas purging at once delete each row once.
 func TestPurgeBatches(t *testing.T) {
-	db := openDB(t)
+	db := postgres.MustOpenDB(t)
 	store := postgres.NewCallbackStore(db)
 	total := 2*postgres.PurgeBatch + 37
 	age := 60 * 24 * time.Hour

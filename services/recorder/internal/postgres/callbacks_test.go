@@ -53,7 +53,7 @@ func photoWithCallback(t *testing.T, db *gorm.DB, url string) string {
 // per finished attempt, in the transaction that finishes it, whatever the
 // duplicates and late events.
 func TestCallbackQueuedWithTheFinalState(t *testing.T) {
-	db := openDB(t)
+	db := postgres.MustOpenDB(t)
 	woken := 0
 	repo := postgres.New(db, func() {}, func() { woken++ })
 	ctx := context.Background()
@@ -107,7 +107,7 @@ func TestCallbackQueuedWithTheFinalState(t *testing.T) {
 // TestJobCallbackQueuedWhenTheJobFinishes: a job's callback is queued by
 // the event that finishes its last group, once.
 func TestJobCallbackQueuedWhenTheJobFinishes(t *testing.T) {
-	db := openDB(t)
+	db := postgres.MustOpenDB(t)
 	repo := postgres.New(db, func() {}, func() {})
 	ctx := context.Background()
 	url := "https://hooks.example.test/job"
@@ -255,7 +255,7 @@ func waitFinal(t *testing.T, db *gorm.DB, id string) database.Callback {
 // then no answer in time) and then accepts gets the same signed body three
 // times, and each try is recorded.
 func TestDispatcherRetriesUntilDelivered(t *testing.T) {
-	db := openDB(t)
+	db := postgres.MustOpenDB(t)
 	rcv := newReceiver(t, "500", "timeout", "200")
 	payload := `{"id": "p1", "type": "photo", "status": "completed"}`
 	id := queueCallback(t, db, rcv.srv.URL+"/hook?token=abc", payload)
@@ -299,7 +299,7 @@ func TestDispatcherRetriesUntilDelivered(t *testing.T) {
 // TestDispatcherGivesUp: after CALLBACK_MAX_ATTEMPTS failed tries the
 // callback is failed with the last error, and not tried again.
 func TestDispatcherGivesUp(t *testing.T) {
-	db := openDB(t)
+	db := postgres.MustOpenDB(t)
 	rcv := newReceiver(t, "503", "redirect", "503")
 	id := queueCallback(t, db, rcv.srv.URL, `{"id": "p2"}`)
 	startDispatcher(t, db, dispatcherOpts{secret: testSecret, allowed: loopback, maxAttempts: 3})
@@ -321,7 +321,7 @@ func TestDispatcherGivesUp(t *testing.T) {
 // rules forbid (loopback here, as nothing is allowed) is one recorded,
 // failed try that never reaches the target.
 func TestDispatcherRefusesForbiddenAddresses(t *testing.T) {
-	db := openDB(t)
+	db := postgres.MustOpenDB(t)
 	rcv := newReceiver(t, "200")
 	ids := []string{
 		queueCallback(t, db, rcv.srv.URL, `{"id": "p3"}`),
@@ -345,7 +345,7 @@ func TestDispatcherRefusesForbiddenAddresses(t *testing.T) {
 // TestDispatcherWithoutSecret: without CALLBACK_SECRET nothing is sent
 // unsigned; the callback fails with the reason.
 func TestDispatcherWithoutSecret(t *testing.T) {
-	db := openDB(t)
+	db := postgres.MustOpenDB(t)
 	rcv := newReceiver(t, "200")
 	id := queueCallback(t, db, rcv.srv.URL, `{"id": "p6"}`)
 	startDispatcher(t, db, dispatcherOpts{allowed: loopback, maxAttempts: 5})
@@ -359,7 +359,7 @@ func TestDispatcherWithoutSecret(t *testing.T) {
 // TestDispatchersShareTheTable: replicas claim with SKIP LOCKED and a
 // lease, so every callback is sent exactly once.
 func TestDispatchersShareTheTable(t *testing.T) {
-	db := openDB(t)
+	db := postgres.MustOpenDB(t)
 	var hits sync.Map
 	var total atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -133,7 +133,7 @@ func inOneBatch(t *testing.T, r *Repository, calls []func() (bool, error)) []boo
 // every photo, rendition, outbox event, callback and job counter as the
 // events applied one by one would, and report the same photos as moved.
 func TestManyEqualsOne(t *testing.T) {
-	db := openBatchDB(t)
+	db := MustOpenDB(t)
 	ctx := context.Background()
 	one := New(db, func() {}, func() {}, WithBatch(1))
 	many := New(db, func() {}, func() {}, WithBatch(64))
@@ -189,7 +189,7 @@ func TestManyEqualsOne(t *testing.T) {
 // TestManyWithDuplicates: a photo's duplicate in the batch is applied
 // after the first, so it changes nothing.
 func TestManyWithDuplicates(t *testing.T) {
-	db := openBatchDB(t)
+	db := MustOpenDB(t)
 	ctx := context.Background()
 	r := New(db, func() {}, func() {}, WithBatch(64))
 	f := newFixture(t, db)
@@ -223,7 +223,7 @@ func TestManyWithDuplicates(t *testing.T) {
 // renditions than one statement's parameters allow is applied as one
 // batch, every rendition written.
 func TestManyRenditionsOfManyPages(t *testing.T) {
-	db := openBatchDB(t)
+	db := MustOpenDB(t)
 	ctx := context.Background()
 	r := New(db, func() {}, func() {}, WithBatch(64))
 	var calls []func() (bool, error)
@@ -255,7 +255,7 @@ func TestManyRenditionsOfManyPages(t *testing.T) {
 // both batches lock the jobs in job order, so neither deadlocks (Postgres
 // would abort one, and its events would go one by one).
 func TestManyReplicasFinishJobsWithoutDeadlock(t *testing.T) {
-	db := openBatchDB(t)
+	db := MustOpenDB(t)
 	ctx := context.Background()
 	r1 := New(db, func() {}, func() {}, WithBatch(64))
 	r2 := New(db, func() {}, func() {}, WithBatch(64))

@@ -41,7 +41,7 @@ type Option func(*Repository)
 // WithBatch sets how many events one transaction applies at most (at
 // least 1; 1 is a transaction per event).
 func WithBatch(n int) Option {
-	return func(r *Repository) { r.batch.max = max(n, 1) }
+	return func(r *Repository) { r.batch.q.Max = max(n, 1) }
 }
 
 // WithLog logs the batches whose transaction failed (their events are

@@ -11,17 +11,7 @@ import (
 	"github.com/photopipe/photopipe/services/recorder/internal/postgres"
 	"github.com/photopipe/photopipe/shared/database"
 	"github.com/photopipe/photopipe/shared/event"
-	"github.com/photopipe/photopipe/shared/testenv"
 )
-
-func openDB(t *testing.T) *gorm.DB {
-	t.Helper()
-	cfg := database.Config{URL: testenv.Postgres(t), MaxOpenConns: 8, MaxIdleConns: 4, ConnectTimeout: 30e9, Migrate: true}
-	db, err := database.Open(context.Background(), cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = database.Close(db) })
-	return db
-}
 
 func newPhoto(t *testing.T, db *gorm.DB, attempt int) string {
 	t.Helper()
@@ -49,7 +39,7 @@ func failed(id string, attempt int, code string) *event.PhotoFailed {
 }
 
 func TestLifecycleAndIdempotency(t *testing.T) {
-	db := openDB(t)
+	db := postgres.MustOpenDB(t)
 	repo := postgres.New(db, func() {}, func() {})
 	ctx := context.Background()
 
@@ -163,7 +153,7 @@ func TestLifecycleAndIdempotency(t *testing.T) {
 }
 
 func TestDeadLetterMark(t *testing.T) {
-	db := openDB(t)
+	db := postgres.MustOpenDB(t)
 	repo := postgres.New(db, func() {}, func() {})
 	ctx := context.Background()
 	dl := func(id string, attempt int) *event.PhotoDeadLettered {
@@ -202,7 +192,7 @@ func TestDeadLetterMark(t *testing.T) {
 // mark must survive the late event, and only the event that proves the
 // dead-lettered message was replayed clears it.
 func TestDeadLetterMarkOutOfOrder(t *testing.T) {
-	db := openDB(t)
+	db := postgres.MustOpenDB(t)
 	repo := postgres.New(db, func() {}, func() {})
 	ctx := context.Background()
 	dl := func(id, service string) *event.PhotoDeadLettered {
@@ -248,7 +238,7 @@ func TestDeadLetterMarkOutOfOrder(t *testing.T) {
 // transactions (group commit); each is applied as if alone, in any order
 // and with duplicates.
 func TestConcurrentLifecycles(t *testing.T) {
-	db := openDB(t)
+	db := postgres.MustOpenDB(t)
 	notified := make(chan struct{}, 1)
 	repo := postgres.New(db, func() {
 		select {
