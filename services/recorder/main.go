@@ -84,8 +84,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		},
 		Handlers: func(*cqrs.EventBus) ([]cqrs.EventHandler, error) {
 			return []cqrs.EventHandler{
-				cqrs.NewEventHandler(app.RequestedHandler, rec.Requested),
-				cqrs.NewEventHandler(app.DownloadedHandler, rec.Downloaded),
 				cqrs.NewEventHandler(app.CompletedHandler, rec.Completed),
 				cqrs.NewEventHandler(app.FailedHandler, rec.Failed),
 				cqrs.NewEventHandler(app.DeadLetterHandler, rec.DeadLettered),

@@ -48,7 +48,7 @@ func TestQueueNames(t *testing.T) {
 	t.Parallel()
 	cfg := bus.LoadConfig(envconfig.New(func(string) string { return "" }), 1)
 	require.Equal(t, "photo-processor", cfg.QueueName(event.TopicPhotoRequested, bus.Downloader))
-	require.Equal(t, "PhotoRequested_recorder", cfg.QueueName(event.TopicPhotoRequested, bus.Recorder))
+	require.Equal(t, "ThumbnailCreated_recorder", cfg.QueueName(event.TopicThumbnailCreated, bus.Recorder))
 	require.Equal(t, "PhotoDownloaded_resizer", cfg.QueueName(event.TopicPhotoDownloaded, bus.Resizer))
 	require.Equal(t, "dead-letter.resizer", bus.DeadLetterTopic(bus.Resizer))
 }
@@ -89,7 +89,7 @@ func TestDeclareCreatesEveryQueueIdempotently(t *testing.T) {
 		require.Zero(t, queueDepth(t, cfg.URL, bus.DeadLetterTopic(svc)))
 	}
 
-	// A PhotoRequested reaches both of its queues, as the fanout promises.
+	// A PhotoRequested reaches the downloader's queue.
 	pub, err := cfg.NewPublisher(watermill.NopLogger{})
 	require.NoError(t, err)
 	defer pub.Close()
@@ -97,9 +97,63 @@ func TestDeclareCreatesEveryQueueIdempotently(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, events.Publish(ctx, &event.PhotoRequested{Header: event.NewHeader("p", 1)}))
 	require.Eventually(t, func() bool {
-		return queueDepth(t, cfg.URL, "photo-processor") == 1 &&
-			queueDepth(t, cfg.URL, "PhotoRequested_recorder") == 1
+		return queueDepth(t, cfg.URL, "photo-processor") == 1
 	}, 5*time.Second, 50*time.Millisecond)
+}
+
+// queueExists reports whether queue is declared on the broker at url.
+func queueExists(t *testing.T, url, queue string) bool {
+	t.Helper()
+	conn, err := amqp091.Dial(url)
+	require.NoError(t, err)
+	defer conn.Close()
+	ch, err := conn.Channel()
+	require.NoError(t, err)
+	_, err = ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	var amqpErr *amqp091.Error
+	if errors.As(err, &amqpErr) && amqpErr.Code == amqp091.NotFound {
+		return false
+	}
+	require.NoError(t, err)
+	_ = ch.Close()
+	return true
+}
+
+// An earlier version's recorder queues (bound, holding messages) go at the
+// next Declare, except while a consumer of that version still holds one.
+func TestDeclareDeletesObsoleteQueuesOnceUnused(t *testing.T) {
+	cfg := testConfig(t)
+	ctx := context.Background()
+	require.Len(t, bus.ObsoleteQueues, 2)
+	require.NoError(t, cfg.Declare(ctx), "nothing to delete is fine")
+
+	conn, err := amqp091.Dial(cfg.URL)
+	require.NoError(t, err)
+	defer conn.Close()
+	ch, err := conn.Channel()
+	require.NoError(t, err)
+	for _, q := range bus.ObsoleteQueues {
+		_, err := ch.QueueDeclare(q, true, false, false, false, amqp091.Table{"x-queue-type": "quorum"})
+		require.NoError(t, err)
+		require.NoError(t, ch.QueueBind(q, "", event.TopicPhotoRequested, false, nil))
+	}
+	require.NoError(t, ch.PublishWithContext(ctx, event.TopicPhotoRequested, "", false, false, amqp091.Publishing{Body: []byte("{}")}))
+	require.Eventually(t, func() bool { return queueDepth(t, cfg.URL, bus.ObsoleteQueues[0]) == 1 }, 5*time.Second, 50*time.Millisecond)
+	held, err := ch.Consume(bus.ObsoleteQueues[1], "earlier-recorder", false, false, false, false, nil)
+	require.NoError(t, err)
+
+	require.NoError(t, cfg.Declare(ctx), "a queue still in use is left, not an error")
+	require.False(t, queueExists(t, cfg.URL, bus.ObsoleteQueues[0]), "unused obsolete queue deleted with its messages")
+	require.True(t, queueExists(t, cfg.URL, bus.ObsoleteQueues[1]), "queue held by an earlier recorder kept")
+
+	d := <-held
+	require.NoError(t, d.Nack(false, true))
+	require.NoError(t, ch.Close())
+	require.NoError(t, cfg.Declare(ctx))
+	require.False(t, queueExists(t, cfg.URL, bus.ObsoleteQueues[1]), "deleted once its consumer stopped")
+	for _, s := range bus.Subscriptions {
+		require.True(t, queueExists(t, cfg.URL, cfg.QueueName(s.Topic, s.Service)))
+	}
 }
 
 // runRouter runs a router for service with handle on PhotoFailed until the

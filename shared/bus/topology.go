@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -27,14 +28,30 @@ type Subscription struct {
 // Subscriptions lists who consumes what. Every service declares all of
 // them at start, so a publish never reaches an exchange without its queues
 // (RabbitMQ would drop it silently).
+//
+// The recorder consumes only the events that end a photo (and the
+// dead-letter marks): the ingest-api moves a photo to processing in the
+// transaction that requests it, and the resizer passes the original's
+// details on in ThumbnailCreated and PhotoFailed, so the recorder learns
+// nothing from PhotoRequested and PhotoDownloaded that it needs (each was
+// one more quorum-queue delivery and update per photo).
 var Subscriptions = []Subscription{
 	{event.TopicPhotoRequested, Downloader},
-	{event.TopicPhotoRequested, Recorder},
 	{event.TopicPhotoDownloaded, Resizer},
-	{event.TopicPhotoDownloaded, Recorder},
 	{event.TopicThumbnailCreated, Recorder},
 	{event.TopicPhotoFailed, Recorder},
 	{event.TopicPhotoDeadLettered, Recorder},
+}
+
+// ObsoleteQueues are the queues of subscriptions that earlier versions
+// declared: bound to their exchange but no longer consumed, they would
+// fill up forever. Declare deletes each that no consumer holds (while a
+// recorder of the earlier version still runs, it stays until the next
+// start of any service). What they hold
+// is not needed: the photos' state comes from the other events.
+var ObsoleteQueues = []string{
+	event.TopicPhotoRequested + "_" + Recorder,
+	event.TopicPhotoDownloaded + "_" + Recorder,
 }
 
 // WorkerServices are the services that consume messages.
@@ -84,6 +101,37 @@ func (c Config) Declare(ctx context.Context) error {
 		if err := c.declareBound(ch, dl, dl); err != nil {
 			return err
 		}
+	}
+	return deleteObsolete(conn)
+}
+
+// deleteObsolete deletes the ObsoleteQueues that exist and no consumer
+// holds. Quorum queues refuse queue.delete's if-unused flag, so the
+// consumer count comes from a passive declare first (a consumer that
+// attaches in between is cancelled; it belongs to an earlier version that
+// is being replaced). A missing queue closes the channel: each queue gets
+// its own.
+func deleteObsolete(conn *amqp091.Connection) error {
+	for _, name := range ObsoleteQueues {
+		ch, err := conn.Channel()
+		if err != nil {
+			return fmt.Errorf("open channel: %w", err)
+		}
+		q, err := ch.QueueDeclarePassive(name, true, false, false, false, nil)
+		var amqpErr *amqp091.Error
+		switch {
+		case errors.As(err, &amqpErr) && amqpErr.Code == amqp091.NotFound:
+			continue // gone already; the channel is closed
+		case err != nil:
+			_ = ch.Close()
+			return fmt.Errorf("inspect obsolete queue %s: %w", name, err)
+		case q.Consumers == 0:
+			if _, err := ch.QueueDelete(name, false, false, false); err != nil {
+				_ = ch.Close()
+				return fmt.Errorf("delete obsolete queue %s: %w", name, err)
+			}
+		}
+		_ = ch.Close()
 	}
 	return nil
 }

@@ -57,6 +57,8 @@ type PhotoRequested struct {
 
 // PhotoDownloaded says the original is stored under OriginalKey. Width and
 // Height come from the image header (zero when the format has none, like PDF).
+// Only the resizer consumes it; the resizer passes the original's details on
+// in ThumbnailCreated or PhotoFailed.
 type PhotoDownloaded struct {
 	Header
 	OriginalKey string   `json:"original_key"`
@@ -87,8 +89,10 @@ type ThumbnailCreated struct {
 	Height     int         `json:"height"`
 	Pages      int         `json:"pages"`
 	Renditions []Rendition `json:"renditions"`
-	// The original, as in PhotoDownloaded (which may reach the recorder later).
+	// The original, as in PhotoDownloaded: the recorder learns it from here
+	// (it does not consume PhotoDownloaded).
 	OriginalKey string `json:"original_key,omitempty"`
+	Filename    string `json:"filename,omitempty"`
 	ContentType string `json:"content_type,omitempty"`
 	Bytes       int64  `json:"bytes,omitempty"`
 }
@@ -123,6 +127,15 @@ type PhotoFailed struct {
 	Code      string `json:"code"`
 	Message   string `json:"message"`
 	Retryable bool   `json:"retryable"`
+	// The stored original, when the photo failed after its download (the
+	// resizer's failures): the recorder keeps it so that the file that
+	// failed can be fetched.
+	OriginalKey string `json:"original_key,omitempty"`
+	Filename    string `json:"filename,omitempty"`
+	ContentType string `json:"content_type,omitempty"`
+	Bytes       int64  `json:"bytes,omitempty"`
+	Width       int    `json:"width,omitempty"`
+	Height      int    `json:"height,omitempty"`
 }
 
 // Topic returns the topic an event is published on: its type name.

@@ -127,8 +127,9 @@ func TestDeadLetterAndReplay(t *testing.T) {
 		assert.Nil(t, p.DeadLetter, "the mark is cleared once the photo moves on")
 	}
 
-	// Exactly one thumbnail row per photo, the replay went to the resizer
-	// only (the recorder saw each PhotoDownloaded once), and the queue is empty.
+	// Exactly one thumbnail row per photo, each replayed message was
+	// rendered once (the recorder completed each photo once), and the
+	// queue is empty.
 	conn, err := pgx.Connect(t.Context(), env.DB)
 	require.NoError(t, err)
 	defer conn.Close(t.Context())
@@ -137,8 +138,8 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	assert.Equal(t, len(ids), rows)
 	assert.Equal(t, len(ids), photos)
 	rec := env.Procs("recorder")[0]
-	assert.Equal(t, len(ids), rec.CountLines(`"event":"PhotoDownloaded"`, "photo state recorded"),
-		"a replay goes back to the failing queue, not to every subscriber")
+	assert.Equal(t, len(ids), rec.CountLines(`"event":"ThumbnailCreated"`, "photo state recorded"),
+		"each replayed message is rendered once")
 	require.Equal(t, http.StatusOK, Call(t, http.MethodGet, api+"/admin/dead-letters/resizer", nil, &list))
 	assert.Zero(t, list.Summary.Count)
 

@@ -16,8 +16,6 @@ import (
 
 // Handler names. They name nothing on the broker, but stay stable for logs.
 const (
-	RequestedHandler  = "recorder.requested"
-	DownloadedHandler = "recorder.downloaded"
 	CompletedHandler  = "recorder.completed"
 	FailedHandler     = "recorder.failed"
 	DeadLetterHandler = "recorder.dead-lettered"
@@ -27,14 +25,15 @@ const (
 // that moves the photo forward (a newer attempt, or a later status within
 // the same attempt) and reports whether it did.
 type Repository interface {
-	MarkProcessing(ctx context.Context, e *event.PhotoRequested) (bool, error)
-	RecordOriginal(ctx context.Context, e *event.PhotoDownloaded) (bool, error)
 	Complete(ctx context.Context, e *event.ThumbnailCreated) (bool, error)
 	Fail(ctx context.Context, e *event.PhotoFailed) (bool, error)
 	MarkDeadLettered(ctx context.Context, e *event.PhotoDeadLettered) (bool, error)
 }
 
-// Recorder handles every pipeline event.
+// Recorder handles the events that end a photo (ThumbnailCreated,
+// PhotoFailed) and the dead-letter marks. A photo is moved to processing
+// by whoever requests it (the ingest-api, or the recorder itself for the
+// next photo of a job's group), in the same transaction.
 type Recorder struct {
 	repo Repository
 	log  *slog.Logger
@@ -71,26 +70,6 @@ func (r *Recorder) done(ctx context.Context, what string, applied bool, err erro
 		r.log.DebugContext(ctx, "stale or duplicate event ignored", slog.String("event", what))
 	}
 	return nil
-}
-
-// Requested moves the photo to processing.
-func (r *Recorder) Requested(ctx context.Context, e *event.PhotoRequested) error {
-	if err := check(e.Header); err != nil {
-		return err
-	}
-	ctx = r.ctx(ctx, e.Header)
-	ok, err := r.repo.MarkProcessing(ctx, e)
-	return r.done(ctx, event.TopicPhotoRequested, ok, err)
-}
-
-// Downloaded records the stored original.
-func (r *Recorder) Downloaded(ctx context.Context, e *event.PhotoDownloaded) error {
-	if err := check(e.Header); err != nil {
-		return err
-	}
-	ctx = r.ctx(ctx, e.Header)
-	ok, err := r.repo.RecordOriginal(ctx, e)
-	return r.done(ctx, event.TopicPhotoDownloaded, ok, err)
 }
 
 // Completed writes the renditions and completes the photo, atomically.

@@ -20,14 +20,6 @@ type fakeRepo struct {
 	err   error
 }
 
-func (f *fakeRepo) MarkProcessing(context.Context, *event.PhotoRequested) (bool, error) {
-	f.calls++
-	return true, f.err
-}
-func (f *fakeRepo) RecordOriginal(context.Context, *event.PhotoDownloaded) (bool, error) {
-	f.calls++
-	return true, f.err
-}
 func (f *fakeRepo) Complete(context.Context, *event.ThumbnailCreated) (bool, error) {
 	f.calls++
 	return false, f.err
@@ -50,7 +42,7 @@ func TestRecorder(t *testing.T) {
 		t.Parallel()
 		repo := &fakeRepo{}
 		r := app.New(repo, log)
-		err := r.Requested(ctx, &event.PhotoRequested{Header: event.NewHeader("not-a-uuid", 1)})
+		err := r.Completed(ctx, &event.ThumbnailCreated{Header: event.NewHeader("not-a-uuid", 1)})
 		require.True(t, bus.IsPermanent(err))
 		err = r.Failed(ctx, &event.PhotoFailed{Header: event.NewHeader(uuid.NewString(), 0)})
 		require.True(t, bus.IsPermanent(err), "attempt 0 is invalid")
@@ -71,7 +63,7 @@ func TestRecorder(t *testing.T) {
 		repo := &fakeRepo{}
 		r := app.New(repo, log)
 		require.NoError(t, r.Completed(ctx, &event.ThumbnailCreated{Header: event.NewHeader(uuid.NewString(), 1)}))
-		require.NoError(t, r.Downloaded(ctx, &event.PhotoDownloaded{Header: event.NewHeader(uuid.NewString(), 1)}))
+		require.NoError(t, r.DeadLettered(ctx, &event.PhotoDeadLettered{Header: event.NewHeader(uuid.NewString(), 1)}))
 		require.Equal(t, 2, repo.calls)
 	})
 }

@@ -43,7 +43,7 @@ func attemptsOf(t *testing.T, db *gorm.DB, id string) []database.CallbackAttempt
 
 func photoWithCallback(t *testing.T, db *gorm.DB, url string) string {
 	t.Helper()
-	p := database.Photo{URL: "http://example.test/a.jpg", Status: database.StatusPending, Attempt: 1,
+	p := database.Photo{URL: "http://example.test/a.jpg", Status: database.StatusProcessing, Attempt: 1, StatusAttempt: 1,
 		Renditions: []string{"thumb"}, CallbackURL: &url}
 	require.NoError(t, db.Create(&p).Error)
 	return p.UUID
@@ -59,14 +59,12 @@ func TestCallbackQueuedWithTheFinalState(t *testing.T) {
 	ctx := context.Background()
 
 	id := photoWithCallback(t, db, "https://hooks.example.test/done")
-	_, err := repo.MarkProcessing(ctx, &event.PhotoRequested{Header: event.NewHeader(id, 1)})
-	require.NoError(t, err)
 	require.Empty(t, callbacksOf(t, db, id), "nothing before the final state")
 	for range 2 {
 		_, err := repo.Complete(ctx, created(id, 1, 320, 160))
 		require.NoError(t, err)
 	}
-	_, err = repo.Fail(ctx, failed(id, 1, "decode_error")) // late: the attempt already completed
+	_, err := repo.Fail(ctx, failed(id, 1, "decode_error")) // late: the attempt already completed
 	require.NoError(t, err)
 	rows := callbacksOf(t, db, id)
 	require.Len(t, rows, 1, "one callback per attempt, duplicates and late events send nothing")

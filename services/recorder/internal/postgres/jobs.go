@@ -95,12 +95,12 @@ func advanceJob(ctx context.Context, tx *gorm.DB, photoID string, jp jobPhoto, f
 	return job, requested, nil
 }
 
-// requestNext starts the next photo of the group, with its PhotoRequested
-// written to the outbox in the same transaction, and reports whether it
+// requestNext starts the next photo of the group (processing from now on),
+// with its PhotoRequested written to the outbox in the same transaction, and reports whether it
 // did (a duplicate completion finds it requested already).
 func requestNext(ctx context.Context, tx *gorm.DB, job, key string, seq int) (bool, error) {
 	var next database.Photo
-	res := tx.Raw(`UPDATE photos SET attempt = attempt + 1, updated_at = now()
+	res := tx.Raw(`UPDATE photos SET attempt = attempt + 1, status = 'processing', status_attempt = attempt + 1, updated_at = now()
 		WHERE job_uuid = ? AND group_key = ? AND group_seq = ? AND status = 'pending' AND attempt = 0
 		RETURNING *`, job, key, seq+1).Scan(&next)
 	if res.Error != nil {

@@ -8,7 +8,6 @@ import (
 
 	"gorm.io/gorm"
 
-	"github.com/photopipe/photopipe/shared/bus"
 	"github.com/photopipe/photopipe/shared/database"
 	"github.com/photopipe/photopipe/shared/event"
 )
@@ -42,83 +41,6 @@ func appliedOf(ops []*op, applied []string) []final {
 	return res
 }
 
-// markProcessingMany is MarkProcessing for many photos.
-func markProcessingMany(tx *gorm.DB, ops []*op) ([]final, error) {
-	type row struct {
-		ID      string `json:"id"`
-		Attempt int    `json:"attempt"`
-	}
-	rows := make([]row, len(ops))
-	for i, o := range ops {
-		e := o.ev.(*event.PhotoRequested)
-		rows[i] = row{ID: o.photo, Attempt: e.Attempt}
-	}
-	param, err := rowsParam(rows)
-	if err != nil {
-		return nil, err
-	}
-	var applied []string
-	if err := tx.Raw(`UPDATE photos
-		SET status = 'processing', status_attempt = v.attempt, updated_at = now(),
-		    failure_stage = NULL, failure_code = NULL, failure_message = NULL, failure_retryable = NULL,
-		    dead_letter_service = NULL, dead_letter_queue = NULL, dead_letter_reason = NULL, dead_lettered_at = NULL
-		FROM jsonb_to_recordset(CAST(@rows AS jsonb)) AS v(id uuid, attempt int)
-		WHERE uuid = v.id AND `+advancesAt("v.attempt", "@rank")+`
-		RETURNING uuid::text`,
-		map[string]any{"rows": param, "rank": database.StatusProcessing.Rank()}).Scan(&applied).Error; err != nil {
-		return nil, fmt.Errorf("mark photos processing: %w", err)
-	}
-	return appliedOf(ops, applied), nil
-}
-
-// recordOriginalMany is RecordOriginal for many photos.
-func recordOriginalMany(tx *gorm.DB, ops []*op) ([]final, error) {
-	type row struct {
-		ID          string `json:"id"`
-		Attempt     int    `json:"attempt"`
-		Key         string `json:"key"`
-		ContentType string `json:"ct"`
-		Bytes       int64  `json:"bytes"`
-		Filename    string `json:"filename"`
-		Width       int    `json:"w"`
-		Height      int    `json:"h"`
-	}
-	rows := make([]row, len(ops))
-	for i, o := range ops {
-		e := o.ev.(*event.PhotoDownloaded)
-		rows[i] = row{ID: o.photo, Attempt: e.Attempt, Key: e.OriginalKey, ContentType: e.ContentType,
-			Bytes: e.Bytes, Filename: e.Filename, Width: e.Width, Height: e.Height}
-	}
-	param, err := rowsParam(rows)
-	if err != nil {
-		return nil, err
-	}
-	adv, stale := advancesAt("v.attempt", "@rank"), staleMarkAt("v.attempt")
-	var applied []string
-	if err := tx.Raw(`UPDATE photos
-		SET original_key = v.key, content_type = v.ct, bytes = v.bytes, filename = v.filename,
-		    width = COALESCE(NULLIF(v.w, 0), width), height = COALESCE(NULLIF(v.h, 0), height),
-		    status = CASE WHEN `+adv+` THEN 'processing'::photo_status ELSE status END,
-		    failure_stage = CASE WHEN `+adv+` THEN NULL ELSE failure_stage END,
-		    failure_code = CASE WHEN `+adv+` THEN NULL ELSE failure_code END,
-		    failure_message = CASE WHEN `+adv+` THEN NULL ELSE failure_message END,
-		    status_attempt = GREATEST(status_attempt, v.attempt),
-		    updated_at = now(),
-		    dead_letter_service = CASE WHEN `+stale+` THEN NULL ELSE dead_letter_service END,
-		    dead_letter_queue = CASE WHEN `+stale+` THEN NULL ELSE dead_letter_queue END,
-		    dead_letter_reason = CASE WHEN `+stale+` THEN NULL ELSE dead_letter_reason END,
-		    dead_lettered_at = CASE WHEN `+stale+` THEN NULL ELSE dead_lettered_at END
-		FROM jsonb_to_recordset(CAST(@rows AS jsonb))
-		     AS v(id uuid, attempt int, key text, ct text, bytes bigint, filename text, w int, h int)
-		WHERE uuid = v.id AND status_attempt <= v.attempt
-		RETURNING uuid::text`,
-		map[string]any{"rows": param, "rank": database.StatusProcessing.Rank(), "downloader": bus.Downloader}).
-		Scan(&applied).Error; err != nil {
-		return nil, fmt.Errorf("record originals: %w", err)
-	}
-	return appliedOf(ops, applied), nil
-}
-
 // completeMany is Complete for many photos: one update, one insert of
 // every completed photo's renditions, then each completed photo's job
 // and callbacks (photos without either cost nothing more).
@@ -130,6 +52,7 @@ func completeMany(tx *gorm.DB, ops []*op) ([]final, error) {
 		Height      int    `json:"h"`
 		Pages       int    `json:"pages"`
 		Key         string `json:"key"`
+		Filename    string `json:"filename"`
 		ContentType string `json:"ct"`
 		Bytes       int64  `json:"bytes"`
 	}
@@ -137,7 +60,7 @@ func completeMany(tx *gorm.DB, ops []*op) ([]final, error) {
 	for i, o := range ops {
 		e := o.ev.(*event.ThumbnailCreated)
 		rows[i] = row{ID: o.photo, Attempt: e.Attempt, Width: e.Width, Height: e.Height, Pages: e.Pages,
-			Key: e.OriginalKey, ContentType: e.ContentType, Bytes: e.Bytes}
+			Key: e.OriginalKey, Filename: e.Filename, ContentType: e.ContentType, Bytes: e.Bytes}
 	}
 	param, err := rowsParam(rows)
 	if err != nil {
@@ -148,12 +71,13 @@ func completeMany(tx *gorm.DB, ops []*op) ([]final, error) {
 		SET status = 'completed', status_attempt = v.attempt, updated_at = now(), completed_at = now(),
 		    width = v.w, height = v.h, pages = v.pages,
 		    original_key = COALESCE(NULLIF(v.key, ''), original_key),
+		    filename = COALESCE(NULLIF(v.filename, ''), photos.filename),
 		    content_type = COALESCE(NULLIF(v.ct, ''), content_type),
 		    bytes = COALESCE(NULLIF(v.bytes, 0), photos.bytes),
 		    failure_stage = NULL, failure_code = NULL, failure_message = NULL, failure_retryable = NULL,
 		    dead_letter_service = NULL, dead_letter_queue = NULL, dead_letter_reason = NULL, dead_lettered_at = NULL
 		FROM jsonb_to_recordset(CAST(@rows AS jsonb))
-		     AS v(id uuid, attempt int, w int, h int, pages int, key text, ct text, bytes bigint)
+		     AS v(id uuid, attempt int, w int, h int, pages int, key text, filename text, ct text, bytes bigint)
 		WHERE uuid = v.id AND `+advancesAt("v.attempt", "@rank")+`
 		RETURNING uuid::text AS uuid, callback_url, job_uuid, group_key, group_seq`,
 		map[string]any{"rows": param, "rank": database.StatusCompleted.Rank()}).Scan(&done).Error; err != nil {

@@ -142,19 +142,9 @@ func TestManyEqualsOne(t *testing.T) {
 		name string
 		ev   event_
 	}{
-		{"PhotoRequested", func(r *Repository, id, header string) (bool, error) {
-			return r.MarkProcessing(ctx, &event.PhotoRequested{Header: event.NewHeader(header, 1)})
-		}},
-		{"PhotoRequested of attempt 2", func(r *Repository, id, header string) (bool, error) {
-			return r.MarkProcessing(ctx, &event.PhotoRequested{Header: event.NewHeader(header, 2)})
-		}},
-		{"PhotoDownloaded", func(r *Repository, id, header string) (bool, error) {
-			return r.RecordOriginal(ctx, &event.PhotoDownloaded{Header: event.NewHeader(header, 1), OriginalKey: "originals/" + id + "/a.jpg",
-				Filename: "a.jpg", ContentType: "image/jpeg", Bytes: 99, Width: 1000, Height: 0})
-		}},
 		{"ThumbnailCreated", func(r *Repository, id, header string) (bool, error) {
 			return r.Complete(ctx, &event.ThumbnailCreated{Header: event.NewHeader(header, 1), Width: 1000, Height: 500, Pages: 1,
-				OriginalKey: "originals/" + id + "/b.jpg", Bytes: 0,
+				OriginalKey: "originals/" + id + "/b.jpg", Filename: "b.jpg", Bytes: 0,
 				Renditions: []event.Rendition{
 					{Name: "thumb", Key: "thumbnails/" + id + "/thumb.jpg", Width: 320, Height: 160, Format: "jpeg", Bytes: 123},
 					{Name: "small", Key: "thumbnails/" + id + "/small.jpg", Width: 128, Height: 64, Format: "jpeg", Bytes: 45},

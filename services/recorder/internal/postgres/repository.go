@@ -13,7 +13,6 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/photopipe/photopipe/services/recorder/internal/app"
-	"github.com/photopipe/photopipe/shared/bus"
 	"github.com/photopipe/photopipe/shared/callback"
 	"github.com/photopipe/photopipe/shared/database"
 	"github.com/photopipe/photopipe/shared/event"
@@ -26,8 +25,8 @@ type Repository struct {
 	onCallback func()
 	batch      *batcher
 
-	// The kinds of events applied many in one statement.
-	processing, original, completion *opKind
+	// The kind of events applied many in one statement.
+	completion *opKind
 }
 
 var _ app.Repository = (*Repository)(nil)
@@ -59,8 +58,6 @@ func WithLog(log *slog.Logger) Option {
 func New(db *gorm.DB, notify, onCallback func(), opts ...Option) *Repository {
 	r := &Repository{
 		db: db, notify: notify, onCallback: onCallback, batch: newBatcher(db, DefaultBatch),
-		processing: &opKind{runMany: markProcessingMany},
-		original:   &opKind{runMany: recordOriginalMany},
 		completion: &opKind{runMany: completeMany},
 	}
 	for _, o := range opts {
@@ -150,59 +147,6 @@ func advancesAt(attempt, rank string) string {
 // advances is advancesAt for the parameters @attempt and @rank.
 var advances = advancesAt("@attempt", "@rank")
 
-// staleMarkAt is true when the photo's dead-letter mark is older than an
-// original of attempt `attempt`: of an older attempt, or the downloader's.
-func staleMarkAt(attempt string) string {
-	return `(status_attempt < ` + attempt + ` OR dead_letter_service = @downloader)`
-}
-
-// staleMark is staleMarkAt for the parameter @attempt.
-var staleMark = staleMarkAt("@attempt")
-
-// MarkProcessing moves the photo to processing.
-func (r *Repository) MarkProcessing(ctx context.Context, e *event.PhotoRequested) (bool, error) {
-	return r.apply(ctx, e.PhotoID, r.processing, e, func(tx *gorm.DB) (final, error) {
-		res := tx.Exec(`UPDATE photos
-			SET status = 'processing', status_attempt = @attempt, updated_at = now(),
-			    failure_stage = NULL, failure_code = NULL, failure_message = NULL, failure_retryable = NULL,
-			    dead_letter_service = NULL, dead_letter_queue = NULL, dead_letter_reason = NULL, dead_lettered_at = NULL
-			WHERE uuid = @id AND `+advances,
-			map[string]any{"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusProcessing.Rank()})
-		return final{applied: res.RowsAffected > 0}, res.Error
-	})
-}
-
-// RecordOriginal stores the original's details (for the newest attempt,
-// whatever its status: the resizer may have finished first) and moves the
-// photo to processing if that is forward.
-func (r *Repository) RecordOriginal(ctx context.Context, e *event.PhotoDownloaded) (bool, error) {
-	return r.apply(ctx, e.PhotoID, r.original, e, func(tx *gorm.DB) (final, error) {
-		res := tx.Exec(`UPDATE photos
-			SET original_key = @key, content_type = @ct, bytes = @bytes, filename = @filename,
-			    width = COALESCE(NULLIF(@w, 0), width), height = COALESCE(NULLIF(@h, 0), height),
-			    status = CASE WHEN `+advances+` THEN 'processing'::photo_status ELSE status END,
-			    failure_stage = CASE WHEN `+advances+` THEN NULL ELSE failure_stage END,
-			    failure_code = CASE WHEN `+advances+` THEN NULL ELSE failure_code END,
-			    failure_message = CASE WHEN `+advances+` THEN NULL ELSE failure_message END,
-			    status_attempt = GREATEST(status_attempt, @attempt),
-			    updated_at = now(),
-			    -- The download succeeded: a mark of the downloader's (a replayed
-			    -- message) or of an older attempt is stale; a later stage's mark
-			    -- that arrived first is not.
-			    dead_letter_service = CASE WHEN `+staleMark+` THEN NULL ELSE dead_letter_service END,
-			    dead_letter_queue = CASE WHEN `+staleMark+` THEN NULL ELSE dead_letter_queue END,
-			    dead_letter_reason = CASE WHEN `+staleMark+` THEN NULL ELSE dead_letter_reason END,
-			    dead_lettered_at = CASE WHEN `+staleMark+` THEN NULL ELSE dead_lettered_at END
-			WHERE uuid = @id AND status_attempt <= @attempt`,
-			map[string]any{
-				"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusProcessing.Rank(), "downloader": bus.Downloader,
-				"key": e.OriginalKey, "ct": e.ContentType, "bytes": e.Bytes, "filename": e.Filename,
-				"w": e.Width, "h": e.Height,
-			})
-		return final{applied: res.RowsAffected > 0}, res.Error
-	})
-}
-
 // Complete writes the renditions and marks the photo completed in one
 // transaction. Rows are unique per (photo, rendition, page); a newer
 // attempt replaces them.
@@ -213,6 +157,7 @@ func (r *Repository) Complete(ctx context.Context, e *event.ThumbnailCreated) (b
 			SET status = 'completed', status_attempt = @attempt, updated_at = now(), completed_at = now(),
 			    width = @w, height = @h, pages = @pages,
 			    original_key = COALESCE(NULLIF(@key, ''), original_key),
+			    filename = COALESCE(NULLIF(@filename, ''), filename),
 			    content_type = COALESCE(NULLIF(@ct, ''), content_type),
 			    bytes = COALESCE(NULLIF(@bytes, 0), bytes),
 			    failure_stage = NULL, failure_code = NULL, failure_message = NULL, failure_retryable = NULL,
@@ -221,7 +166,7 @@ func (r *Repository) Complete(ctx context.Context, e *event.ThumbnailCreated) (b
 			map[string]any{
 				"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusCompleted.Rank(),
 				"w": e.Width, "h": e.Height, "pages": e.Pages,
-				"key": e.OriginalKey, "ct": e.ContentType, "bytes": e.Bytes,
+				"key": e.OriginalKey, "filename": e.Filename, "ct": e.ContentType, "bytes": e.Bytes,
 			}).Scan(&row)
 		if res.Error != nil {
 			return final{}, fmt.Errorf("complete photo: %w", res.Error)
@@ -283,18 +228,26 @@ func finishCompleted(ctx context.Context, tx *gorm.DB, photoID string, row final
 }
 
 // Fail marks the photo failed with the event's stage, code and message,
-// and fails its job group (skipping the group's remaining photos).
+// keeps the stored original it names (a failure after the download), and
+// fails its job group (skipping the group's remaining photos).
 func (r *Repository) Fail(ctx context.Context, e *event.PhotoFailed) (bool, error) {
 	return r.apply(ctx, e.PhotoID, nil, e, func(tx *gorm.DB) (final, error) {
 		var row finalRow
 		res := tx.Raw(`UPDATE photos
 			SET status = 'failed', status_attempt = @attempt, updated_at = now(),
 			    failure_stage = @stage, failure_code = @code, failure_message = @msg, failure_retryable = @retryable,
+			    original_key = COALESCE(NULLIF(@key, ''), original_key),
+			    filename = COALESCE(NULLIF(@filename, ''), filename),
+			    content_type = COALESCE(NULLIF(@ct, ''), content_type),
+			    bytes = COALESCE(NULLIF(@bytes, 0), bytes),
+			    width = COALESCE(NULLIF(@w, 0), width), height = COALESCE(NULLIF(@h, 0), height),
 			    dead_letter_service = NULL, dead_letter_queue = NULL, dead_letter_reason = NULL, dead_lettered_at = NULL
 			WHERE uuid = @id AND `+advances+finalReturning,
 			map[string]any{
 				"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusFailed.Rank(),
 				"stage": e.Stage, "code": e.Code, "msg": e.Message, "retryable": e.Retryable,
+				"key": e.OriginalKey, "filename": e.Filename, "ct": e.ContentType, "bytes": e.Bytes,
+				"w": e.Width, "h": e.Height,
 			}).Scan(&row)
 		if res.Error != nil {
 			return final{}, fmt.Errorf("fail photo: %w", res.Error)
@@ -315,10 +268,10 @@ func (r *Repository) Fail(ctx context.Context, e *event.PhotoFailed) (bool, erro
 // MarkDeadLettered records that a message about the photo waits in a
 // dead-letter queue, unless the photo already finished that attempt.
 func (r *Repository) MarkDeadLettered(ctx context.Context, e *event.PhotoDeadLettered) (bool, error) {
-	// The mark may arrive before the recorder has seen the attempt start
-	// (its PhotoRequested is in flight): the attempt is then under way, so
-	// the photo moves to it as processing, and the late PhotoRequested no
-	// longer moves it (nor clears the mark).
+	// A photo is moved to its attempt as processing when the attempt is
+	// requested; a mark of a newer attempt than the row knows (a row
+	// requested by an earlier version, whose recorder set processing on
+	// PhotoRequested) moves it there as processing.
 	return r.apply(ctx, e.PhotoID, nil, e, func(tx *gorm.DB) (final, error) {
 		res := tx.Exec(`UPDATE photos
 			SET dead_letter_service = @service, dead_letter_queue = @queue, dead_letter_reason = @reason,

@@ -13,9 +13,14 @@ import (
 	"github.com/photopipe/photopipe/shared/event"
 )
 
+// newPhoto inserts a photo as the ingest-api leaves it when it requests
+// attempt `attempt`: processing at that attempt (pending when 0).
 func newPhoto(t *testing.T, db *gorm.DB, attempt int) string {
 	t.Helper()
-	p := database.Photo{URL: "http://example.test/a.jpg", Status: database.StatusPending, Attempt: attempt, Renditions: []string{"thumb"}}
+	p := database.Photo{URL: "http://example.test/a.jpg", Status: database.StatusProcessing, Attempt: attempt, StatusAttempt: attempt, Renditions: []string{"thumb"}}
+	if attempt == 0 {
+		p.Status = database.StatusPending
+	}
 	require.NoError(t, db.Create(&p).Error)
 	return p.UUID
 }
@@ -43,22 +48,14 @@ func TestLifecycleAndIdempotency(t *testing.T) {
 	repo := postgres.New(db, func() {}, func() {})
 	ctx := context.Background()
 
-	t.Run("in order, each event twice", func(t *testing.T) {
+	t.Run("each event twice", func(t *testing.T) {
 		id := newPhoto(t, db, 1)
-		for range 2 {
-			_, err := repo.MarkProcessing(ctx, &event.PhotoRequested{Header: event.NewHeader(id, 1)})
-			require.NoError(t, err)
-		}
-		require.Equal(t, database.StatusProcessing, load(t, db, id).Status)
-		for range 2 {
-			_, err := repo.RecordOriginal(ctx, &event.PhotoDownloaded{Header: event.NewHeader(id, 1),
-				OriginalKey: "originals/" + id + "/a.jpg", ContentType: "image/jpeg", Bytes: 99, Width: 1000, Height: 500, Filename: "a.jpg"})
-			require.NoError(t, err)
-		}
-		ok, err := repo.Complete(ctx, created(id, 1, 320, 160))
+		e := created(id, 1, 320, 160)
+		e.OriginalKey, e.Filename, e.ContentType, e.Bytes = "originals/"+id+"/a.jpg", "a.jpg", "image/jpeg", 99
+		ok, err := repo.Complete(ctx, e)
 		require.NoError(t, err)
 		require.True(t, ok)
-		ok, err = repo.Complete(ctx, created(id, 1, 320, 160))
+		ok, err = repo.Complete(ctx, e)
 		require.NoError(t, err)
 		require.False(t, ok, "a duplicate changes nothing")
 
@@ -66,60 +63,74 @@ func TestLifecycleAndIdempotency(t *testing.T) {
 		require.Equal(t, database.StatusCompleted, p.Status)
 		require.Len(t, p.Thumbnails, 1, "no duplicate rows")
 		require.Equal(t, 320, p.Thumbnails[0].Width)
-		require.Equal(t, "originals/"+id+"/a.jpg", *p.OriginalKey)
+		require.Equal(t, "originals/"+id+"/a.jpg", *p.OriginalKey, "the original comes with the completion")
+		require.Equal(t, "a.jpg", p.Filename)
+		require.Equal(t, "image/jpeg", *p.ContentType)
+		require.EqualValues(t, 99, *p.Bytes)
+		require.Equal(t, 1000, *p.Width)
 		require.NotNil(t, p.CompletedAt)
 	})
 
-	t.Run("late events never move a photo backwards", func(t *testing.T) {
+	t.Run("a late event never moves a photo backwards", func(t *testing.T) {
 		id := newPhoto(t, db, 1)
 		ok, err := repo.Complete(ctx, created(id, 1, 320, 160))
 		require.NoError(t, err)
-		require.True(t, ok, "completion may arrive first")
-		ok, err = repo.MarkProcessing(ctx, &event.PhotoRequested{Header: event.NewHeader(id, 1)})
-		require.NoError(t, err)
-		require.False(t, ok)
+		require.True(t, ok)
 		ok, err = repo.Fail(ctx, failed(id, 1, event.CodeDecodeError))
 		require.NoError(t, err)
 		require.False(t, ok, "the first final state wins within an attempt")
-		_, err = repo.RecordOriginal(ctx, &event.PhotoDownloaded{Header: event.NewHeader(id, 1), OriginalKey: "originals/" + id + "/a.jpg", ContentType: "image/jpeg"})
-		require.NoError(t, err)
-
 		p := load(t, db, id)
 		require.Equal(t, database.StatusCompleted, p.Status)
 		require.Nil(t, p.FailureCode)
-		require.NotNil(t, p.OriginalKey, "the original's details are kept even when they arrive last")
 	})
 
 	t.Run("a newer attempt supersedes, an older one is ignored", func(t *testing.T) {
-		id := newPhoto(t, db, 2)
-		_, err := repo.Fail(ctx, failed(id, 1, event.CodeDownloadTimeout))
+		id := newPhoto(t, db, 2) // a failed photo requested again
+		ok, err := repo.Fail(ctx, failed(id, 1, event.CodeDownloadTimeout))
 		require.NoError(t, err)
-		require.Equal(t, database.StatusFailed, load(t, db, id).Status)
-
-		ok, err := repo.MarkProcessing(ctx, &event.PhotoRequested{Header: event.NewHeader(id, 2)})
-		require.NoError(t, err)
-		require.True(t, ok, "a retry moves a failed photo back to processing")
-		p := load(t, db, id)
-		require.Equal(t, database.StatusProcessing, p.Status)
-		require.Nil(t, p.FailureCode, "the old failure is cleared")
-
+		require.False(t, ok, "the failure of the older attempt is ignored")
 		ok, err = repo.Complete(ctx, created(id, 1, 10, 10))
 		require.NoError(t, err)
 		require.False(t, ok, "events of an older attempt are ignored")
+		require.Equal(t, database.StatusProcessing, load(t, db, id).Status)
 		ok, err = repo.Complete(ctx, created(id, 2, 320, 160))
 		require.NoError(t, err)
 		require.True(t, ok)
-		p = load(t, db, id)
+		p := load(t, db, id)
 		require.Equal(t, database.StatusCompleted, p.Status)
 		require.Equal(t, 2, p.StatusAttempt)
 		require.Len(t, p.Thumbnails, 1)
 		require.Equal(t, 320, p.Thumbnails[0].Width)
 	})
 
+	t.Run("a row requested by an earlier version (still pending) completes", func(t *testing.T) {
+		p := database.Photo{URL: "http://example.test/a.jpg", Status: database.StatusPending, Attempt: 1, Renditions: []string{"thumb"}}
+		require.NoError(t, db.Create(&p).Error)
+		ok, err := repo.Complete(ctx, created(p.UUID, 1, 320, 160))
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, database.StatusCompleted, load(t, db, p.UUID).Status)
+	})
+
+	t.Run("a resize failure keeps the stored original", func(t *testing.T) {
+		id := newPhoto(t, db, 1)
+		f := failed(id, 1, event.CodeDecodeError)
+		f.Stage, f.OriginalKey, f.Filename, f.ContentType, f.Bytes, f.Width, f.Height =
+			event.StageResize, "originals/"+id+"/bad.jpg", "bad.jpg", "image/jpeg", 77, 640, 480
+		ok, err := repo.Fail(ctx, f)
+		require.NoError(t, err)
+		require.True(t, ok)
+		p := load(t, db, id)
+		require.Equal(t, database.StatusFailed, p.Status)
+		require.Equal(t, "originals/"+id+"/bad.jpg", *p.OriginalKey)
+		require.Equal(t, "bad.jpg", p.Filename)
+		require.Equal(t, "image/jpeg", *p.ContentType)
+		require.EqualValues(t, 77, *p.Bytes)
+		require.Equal(t, [2]int{640, 480}, [2]int{*p.Width, *p.Height})
+	})
+
 	t.Run("failure records stage, code and message", func(t *testing.T) {
 		id := newPhoto(t, db, 1)
-		_, err := repo.MarkProcessing(ctx, &event.PhotoRequested{Header: event.NewHeader(id, 1)})
-		require.NoError(t, err)
 		f := failed(id, 1, event.CodeDownloadHTTPStatus)
 		f.Message, f.Retryable = "source answered 404 Not Found", false
 		ok, err := repo.Fail(ctx, f)
@@ -130,6 +141,7 @@ func TestLifecycleAndIdempotency(t *testing.T) {
 		require.Equal(t, event.CodeDownloadHTTPStatus, *p.FailureCode)
 		require.Equal(t, "source answered 404 Not Found", *p.FailureMessage)
 		require.Equal(t, event.StageDownload, *p.FailureStage)
+		require.Nil(t, p.OriginalKey, "a download failure names no original")
 	})
 
 	t.Run("unknown photo changes nothing", func(t *testing.T) {
@@ -162,8 +174,6 @@ func TestDeadLetterMark(t *testing.T) {
 	}
 
 	id := newPhoto(t, db, 1)
-	_, err := repo.MarkProcessing(ctx, &event.PhotoRequested{Header: event.NewHeader(id, 1)})
-	require.NoError(t, err)
 	ok, err := repo.MarkDeadLettered(ctx, dl(id, 1))
 	require.NoError(t, err)
 	require.True(t, ok)
@@ -187,51 +197,31 @@ func TestDeadLetterMark(t *testing.T) {
 	require.False(t, ok)
 }
 
-// TestDeadLetterMarkOutOfOrder: the recorder handles events concurrently,
-// so a dead-letter mark can be recorded before the event it follows. The
-// mark must survive the late event, and only the event that proves the
-// dead-lettered message was replayed clears it.
-func TestDeadLetterMarkOutOfOrder(t *testing.T) {
+// TestDeadLetterMarkOfAnEarlierVersionsRow: a photo requested by an
+// earlier version is still pending at its attempt (that recorder set
+// processing on PhotoRequested); a mark moves it to processing, and the
+// final state clears the mark.
+func TestDeadLetterMarkOfAnEarlierVersionsRow(t *testing.T) {
 	db := postgres.MustOpenDB(t)
 	repo := postgres.New(db, func() {}, func() {})
 	ctx := context.Background()
-	dl := func(id, service string) *event.PhotoDeadLettered {
-		return &event.PhotoDeadLettered{Header: event.NewHeader(id, 1), Service: service, Queue: service, Reason: "broken"}
-	}
-	downloaded := func(id string) *event.PhotoDownloaded {
-		return &event.PhotoDownloaded{Header: event.NewHeader(id, 1), OriginalKey: "originals/" + id + "/a.jpg",
-			ContentType: "image/jpeg", Bytes: 10, Filename: "a.jpg"}
-	}
-	requested := &event.PhotoRequested{}
+	p := database.Photo{URL: "http://example.test/a.jpg", Status: database.StatusPending, Attempt: 1, Renditions: []string{"thumb"}}
+	require.NoError(t, db.Create(&p).Error)
+	ok, err := repo.MarkDeadLettered(ctx, &event.PhotoDeadLettered{Header: event.NewHeader(p.UUID, 1), Service: "downloader",
+		Queue: "photo-processor", Reason: "broken"})
+	require.NoError(t, err)
+	require.True(t, ok)
+	got := load(t, db, p.UUID)
+	require.Equal(t, database.StatusProcessing, got.Status)
+	require.Equal(t, 1, got.StatusAttempt)
+	require.Equal(t, "downloader", *got.DeadLetterService)
 
-	// The downloader dead-letters before the recorder saw PhotoRequested.
-	id := newPhoto(t, db, 1)
-	_, err := repo.MarkDeadLettered(ctx, dl(id, "downloader"))
+	ok, err = repo.Fail(ctx, failed(p.UUID, 1, event.CodeDownloadTimeout))
 	require.NoError(t, err)
-	requested.Header = event.NewHeader(id, 1)
-	_, err = repo.MarkProcessing(ctx, requested)
-	require.NoError(t, err)
-	p := load(t, db, id)
-	require.Equal(t, database.StatusProcessing, p.Status)
-	require.NotNil(t, p.DeadLetterService, "the late PhotoRequested keeps the mark")
-	// Replayed, the download succeeds: the downloader's mark is cleared.
-	_, err = repo.RecordOriginal(ctx, downloaded(id))
-	require.NoError(t, err)
-	require.Nil(t, load(t, db, id).DeadLetterService)
-
-	// The resizer dead-letters before the recorder saw PhotoDownloaded.
-	id = newPhoto(t, db, 1)
-	requested.Header = event.NewHeader(id, 1)
-	_, err = repo.MarkProcessing(ctx, requested)
-	require.NoError(t, err)
-	_, err = repo.MarkDeadLettered(ctx, dl(id, "resizer"))
-	require.NoError(t, err)
-	_, err = repo.RecordOriginal(ctx, downloaded(id))
-	require.NoError(t, err)
-	p = load(t, db, id)
-	require.NotNil(t, p.DeadLetterService, "the late PhotoDownloaded keeps the resizer's mark")
-	require.Equal(t, "resizer", *p.DeadLetterService)
-	require.Equal(t, "originals/"+id+"/a.jpg", *p.OriginalKey)
+	require.True(t, ok)
+	got = load(t, db, p.UUID)
+	require.Equal(t, database.StatusFailed, got.Status)
+	require.Nil(t, got.DeadLetterService, "the final state clears the mark")
 }
 
 // TestConcurrentLifecycles: events of many photos handled at once share
@@ -252,22 +242,20 @@ func TestConcurrentLifecycles(t *testing.T) {
 	for i := range ids {
 		ids[i] = newPhoto(t, db, 1)
 	}
-	errs := make(chan error, n*6)
+	errs := make(chan error, n*4)
 	for _, id := range ids {
-		// Completion may overtake the earlier events; every event
-		// comes twice.
+		// A dead-letter mark (of a message later replayed) may come
+		// before or after the completion; every event comes twice.
 		steps := []func() error{
 			func() error {
-				_, err := repo.Complete(ctx, created(id, 1, 320, 160))
+				e := created(id, 1, 320, 160)
+				e.OriginalKey, e.ContentType, e.Bytes = "originals/"+id+"/a.jpg", "image/jpeg", 99
+				_, err := repo.Complete(ctx, e)
 				return err
 			},
 			func() error {
-				_, err := repo.MarkProcessing(ctx, &event.PhotoRequested{Header: event.NewHeader(id, 1)})
-				return err
-			},
-			func() error {
-				_, err := repo.RecordOriginal(ctx, &event.PhotoDownloaded{Header: event.NewHeader(id, 1),
-					OriginalKey: "originals/" + id + "/a.jpg", ContentType: "image/jpeg", Bytes: 99, Width: 1000, Height: 500})
+				_, err := repo.MarkDeadLettered(ctx, &event.PhotoDeadLettered{Header: event.NewHeader(id, 1),
+					Service: "resizer", Queue: "PhotoDownloaded_resizer", Reason: "storage unavailable"})
 				return err
 			},
 		}
@@ -275,7 +263,7 @@ func TestConcurrentLifecycles(t *testing.T) {
 			go func() { errs <- s() }()
 		}
 	}
-	for range n * 6 {
+	for range n * 4 {
 		require.NoError(t, <-errs)
 	}
 	for _, id := range ids {
@@ -283,6 +271,7 @@ func TestConcurrentLifecycles(t *testing.T) {
 		require.Equal(t, database.StatusCompleted, p.Status)
 		require.Len(t, p.Thumbnails, 1)
 		require.Equal(t, "originals/"+id+"/a.jpg", *p.OriginalKey)
+		require.Nil(t, p.DeadLetterService, "a mark of a completed attempt is not kept")
 	}
 	select {
 	case <-notified:

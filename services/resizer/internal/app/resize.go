@@ -62,14 +62,16 @@ func (r *Resizer) Handle(ctx context.Context, e *event.PhotoDownloaded) error {
 		return r.events.Publish(ctx, &event.PhotoFailed{
 			Header: event.NewHeader(e.PhotoID, e.Attempt), Stage: event.StageResize,
 			Code: f.Code, Message: f.Message, Retryable: f.Retryable,
+			OriginalKey: e.OriginalKey, Filename: e.Filename, ContentType: e.ContentType, Bytes: e.Bytes,
+			Width: e.Width, Height: e.Height,
 		})
 	}
 	if err != nil {
 		return fmt.Errorf("render photo %s: %w", e.PhotoID, err)
 	}
-	// The original's details travel along, so the photo is whole when it
-	// completes even if the recorder sees PhotoDownloaded later.
-	out.OriginalKey, out.ContentType, out.Bytes = e.OriginalKey, e.ContentType, e.Bytes
+	// The original's details travel along: the recorder learns them from
+	// here (it does not consume PhotoDownloaded).
+	out.OriginalKey, out.Filename, out.ContentType, out.Bytes = e.OriginalKey, e.Filename, e.ContentType, e.Bytes
 	r.log.InfoContext(ctx, "renditions stored", slog.Int("renditions", len(out.Renditions)))
 	return r.events.Publish(ctx, out)
 }

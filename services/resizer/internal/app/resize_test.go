@@ -108,7 +108,7 @@ func (f *fixture) put(tb testing.TB, photoID string, data []byte, renditions ...
 	return &event.PhotoDownloaded{
 		Header:      event.NewHeader(photoID, 2),
 		OriginalKey: key, Filename: "original", ContentType: "image/jpeg",
-		Bytes: int64(len(data)), Renditions: renditions,
+		Bytes: int64(len(data)), Width: 3, Height: 2, Renditions: renditions, // header sizes: passed on, not used
 	}
 }
 
@@ -123,6 +123,9 @@ func (f *fixture) failed(tb testing.TB, e *event.PhotoDownloaded, code string) {
 	require.False(tb, pf.Retryable)
 	require.NotEmpty(tb, pf.Message)
 	require.NotEqual(tb, e.EventID, pf.EventID)
+	// The recorder learns the stored original from the failure.
+	require.Equal(tb, [...]any{e.OriginalKey, e.Filename, e.ContentType, e.Bytes, e.Width, e.Height},
+		[...]any{pf.OriginalKey, pf.Filename, pf.ContentType, pf.Bytes, pf.Width, pf.Height})
 	_, err := os.Stat(filepath.Join(f.dir, "thumbnails", e.PhotoID))
 	require.ErrorIs(tb, err, os.ErrNotExist, "nothing is stored for a failed photo")
 }
@@ -134,6 +137,9 @@ func (f *fixture) created(tb testing.TB, e *event.PhotoDownloaded) *event.Thumbn
 	require.Equal(tb, e.PhotoID, tc.PhotoID)
 	require.Equal(tb, e.Attempt, tc.Attempt)
 	require.Equal(tb, 1, tc.Pages)
+	// The recorder learns the stored original from here.
+	require.Equal(tb, [...]any{e.OriginalKey, e.Filename, e.ContentType, e.Bytes},
+		[...]any{tc.OriginalKey, tc.Filename, tc.ContentType, tc.Bytes})
 	return tc
 }
 
