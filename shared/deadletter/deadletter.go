@@ -276,6 +276,10 @@ func republish(ctx context.Context, ch *amqp091.Channel, d amqp091.Delivery, que
 	if queue == "" {
 		return errors.New("the message does not say which queue it failed in")
 	}
+	if slices.Contains(bus.ObsoleteQueues, queue) {
+		// Deleted: the default exchange would drop it and still confirm.
+		return fmt.Errorf("queue %s is no longer consumed (its event no longer matters to the service): discard the message", queue)
+	}
 	headers := amqp091.Table{}
 	for k, v := range d.Headers {
 		headers[k] = v
