@@ -79,8 +79,8 @@ func TestDashboardReads(t *testing.T) {
 		r := h.do(http.MethodGet, "/stats", "")
 		require.Equal(t, http.StatusOK, r.Status, "body: %s", r.Body)
 		s := decodeJSON[statsJSON](t, r)
-		// 7 photos plus the job's one (pending, requested).
-		require.Equal(t, map[string]int{"pending": 4, "processing": 0, "completed": 3, "failed": 1}, s.Photos)
+		// 7 photos plus the job's one (processing: requested with the job).
+		require.Equal(t, map[string]int{"pending": 3, "processing": 1, "completed": 3, "failed": 1}, s.Photos)
 		require.Equal(t, map[string]int{"ongoing": 1, "completed": 0, "failed": 0}, s.Jobs)
 		require.WithinDuration(t, time.Now(), s.At, time.Minute)
 	})

@@ -218,6 +218,24 @@ func (h *harness) outboxRows() int {
 	return n
 }
 
+// photoRow is what a photo's row says of its status: Failure and
+// DeadLetter tell whether any failure_* or dead_letter_* column is set.
+type photoRow struct {
+	Status                 string
+	Attempt, StatusAttempt int
+	Failure, DeadLetter    bool
+}
+
+func (h *harness) photoRow(id string) photoRow {
+	h.tb.Helper()
+	var r photoRow
+	require.NoError(h.tb, h.db.QueryRow(context.Background(), `SELECT status::text, attempt, status_attempt,
+		    num_nonnulls(failure_stage, failure_code, failure_message, failure_retryable) > 0,
+		    num_nonnulls(dead_letter_service, dead_letter_queue, dead_letter_reason, dead_lettered_at) > 0
+		FROM photos WHERE uuid = $1`, id).Scan(&r.Status, &r.Attempt, &r.StatusAttempt, &r.Failure, &r.DeadLetter))
+	return r
+}
+
 // exec runs SQL against the test database (the tests play the recorder).
 func (h *harness) exec(sql string, args ...any) {
 	h.tb.Helper()
@@ -409,14 +427,16 @@ func TestCreatePhotos(t *testing.T) {
 	h := startAPI(t, nil)
 	start := time.Now()
 
-	requireCreated := func(t *testing.T, photos []photoJSON, urls ...string) {
+	// Photos created with process are processing attempt 1 at once (the
+	// recorder no longer marks them); the others stay pending.
+	requireCreated := func(t *testing.T, photos []photoJSON, status string, urls ...string) {
 		t.Helper()
 		require.Len(t, photos, len(urls))
 		for i, p := range photos {
 			_, err := uuid.Parse(p.UUID)
 			require.NoError(t, err, "uuid %q", p.UUID)
 			require.Equal(t, urls[i], p.URL)
-			require.Equal(t, "pending", p.Status)
+			require.Equal(t, status, p.Status)
 			require.WithinRange(t, p.CreatedAt, start.Add(-time.Minute), time.Now().Add(time.Minute))
 			require.Equal(t, []string{"thumb"}, p.Renditions)
 		}
@@ -426,25 +446,25 @@ func TestCreatePhotos(t *testing.T) {
 	t.Run("bare array", func(t *testing.T) {
 		urls := []string{"http://example.com/a.jpg", "https://example.com/b.png"}
 		photos := h.create(jsonList(urls...))
-		requireCreated(t, photos, urls...)
+		requireCreated(t, photos, "pending", urls...)
 		require.NotEqual(t, photos[0].UUID, photos[1].UUID)
 		quiet = append(quiet, photos...)
 	})
 	t.Run("url object", func(t *testing.T) {
 		photos := h.create(`{"url": "http://example.com/c.jpg"}`)
-		requireCreated(t, photos, "http://example.com/c.jpg")
+		requireCreated(t, photos, "pending", "http://example.com/c.jpg")
 		quiet = append(quiet, photos...)
 	})
 	t.Run("urls object", func(t *testing.T) {
 		photos := h.create(`{"urls": ["http://example.com/d.jpg", "http://example.com/d.jpg"]}`)
-		requireCreated(t, photos, "http://example.com/d.jpg", "http://example.com/d.jpg")
+		requireCreated(t, photos, "pending", "http://example.com/d.jpg", "http://example.com/d.jpg")
 		require.NotEqual(t, photos[0].UUID, photos[1].UUID, "the same URL twice is two photos")
 		quiet = append(quiet, photos...)
 	})
 	t.Run("process in the body", func(t *testing.T) {
 		photos := h.create(`{"urls": ["http://example.com/e.jpg", "http://example.com/f.jpg"], "process": true}`,
 			"X-Correlation-ID", "corr-body")
-		requireCreated(t, photos, "http://example.com/e.jpg", "http://example.com/f.jpg")
+		requireCreated(t, photos, "processing", "http://example.com/e.jpg", "http://example.com/f.jpg")
 		processed = append(processed, photos...)
 	})
 	t.Run("process in the query", func(t *testing.T) {
@@ -455,7 +475,7 @@ func TestCreatePhotos(t *testing.T) {
 		require.Equal(t, http.StatusCreated, r.Status, "body: %s", r.Body)
 		require.Equal(t, "corr-query", r.Header.Get("X-Correlation-ID"))
 		photos = decodeJSON[createResponse](t, r).Photos
-		requireCreated(t, photos, "http://example.com/h.jpg")
+		requireCreated(t, photos, "processing", "http://example.com/h.jpg")
 		processed = append(processed, photos...)
 	})
 
@@ -496,12 +516,15 @@ func TestCreatePhotos(t *testing.T) {
 		require.Equal(t, quiet[0].CreatedAt, decodeJSON[photoJSON](t, r).CreatedAt,
 			"POST and GET report the same created_at")
 	})
-	t.Run("attempt recorded", func(t *testing.T) {
-		var attempt int
-		require.NoError(t, h.db.QueryRow(context.Background(), "SELECT attempt FROM photos WHERE uuid = $1", processed[0].UUID).Scan(&attempt))
-		require.Equal(t, 1, attempt)
-		require.NoError(t, h.db.QueryRow(context.Background(), "SELECT attempt FROM photos WHERE uuid = $1", quiet[0].UUID).Scan(&attempt))
-		require.Equal(t, 0, attempt)
+	t.Run("attempt and status recorded", func(t *testing.T) {
+		for _, p := range processed {
+			require.Equal(t, photoRow{Status: "processing", Attempt: 1, StatusAttempt: 1}, h.photoRow(p.UUID), "photo %s", p.URL)
+			r := h.do(http.MethodGet, "/photos/"+p.UUID, "")
+			require.Equal(t, "processing", decodeJSON[photoJSON](t, r).Status, "GET agrees with the row")
+		}
+		for _, p := range quiet {
+			require.Equal(t, photoRow{Status: "pending"}, h.photoRow(p.UUID), "photo %s", p.URL)
+		}
 	})
 }
 
@@ -583,8 +606,8 @@ func TestPendingPhotos(t *testing.T) {
 	})
 
 	// Three photos one request after another, then two in one request
-	// (same created_at), one processed (still pending until the recorder
-	// picks it up) and one completed, which is not listed.
+	// (same created_at); one processed (processing from the request on) and
+	// one completed, which are not listed.
 	var singles []string
 	for i := range 3 {
 		singles = append(singles, h.create(jsonList(fmt.Sprintf("http://example.com/%d.jpg", i)))[0].UUID)
@@ -594,7 +617,7 @@ func TestPendingPhotos(t *testing.T) {
 	h.process(jsonList(queued[0].UUID))
 	done := h.create(jsonList("http://example.com/done.jpg"))[0].UUID
 	h.exec("UPDATE photos SET status = 'completed', status_attempt = 1, attempt = 1 WHERE uuid = $1", done)
-	want := append(append(append([]string{}, singles...), batch...), queued[0].UUID)
+	want := append(append([]string{}, singles...), batch...)
 
 	var all []map[string]any
 	t.Run("oldest first", func(t *testing.T) {
@@ -604,6 +627,7 @@ func TestPendingPhotos(t *testing.T) {
 		got := uuidsOf(all)
 		require.ElementsMatch(t, want, got)
 		require.NotContains(t, got, done)
+		require.NotContains(t, got, queued[0].UUID, "a requested photo is processing, not pending")
 		require.Equal(t, singles, got[:3], "photos created one after another come oldest first")
 		var prev time.Time
 		for i, it := range all {
@@ -696,12 +720,18 @@ func TestProcessPhotos(t *testing.T) {
 		require.Equal(t, []processResult{{p[2], "queued", 1}, {unknown, "not_found", 0}}, res.Results)
 		require.Equal(t, map[string]int{"queued": 1, "not_found": 1}, res.Counts)
 	})
+	t.Run("queued photos are processing", func(t *testing.T) {
+		for _, id := range p[:3] {
+			require.Equal(t, photoRow{Status: "processing", Attempt: 1, StatusAttempt: 1}, h.photoRow(id))
+		}
+		require.Equal(t, photoRow{Status: "pending"}, h.photoRow(p[3]))
+	})
 	t.Run("again", func(t *testing.T) {
 		res := h.process(jsonList(p[0], p[1], p[2]))
 		for i, r := range res.Results {
-			require.Equal(t, processResult{p[i], "already_queued", 1}, r)
+			require.Equal(t, processResult{p[i], "already_processing", 1}, r)
 		}
-		require.Equal(t, map[string]int{"already_queued": 3}, res.Counts)
+		require.Equal(t, map[string]int{"already_processing": 3}, res.Counts)
 	})
 
 	events := h.drain()
@@ -735,7 +765,6 @@ func TestProcessPhotos(t *testing.T) {
 
 	// The tests play the recorder: they move photos on in SQL.
 	t.Run("processing", func(t *testing.T) {
-		h.exec("UPDATE photos SET status = 'processing', status_attempt = attempt WHERE uuid = $1", p[0])
 		res := h.process(jsonList(p[0]))
 		require.Equal(t, []processResult{{p[0], "already_processing", 1}}, res.Results)
 		res = h.process(fmt.Sprintf(`{"uuids": [%q], "reprocess": true}`, p[0]))
@@ -747,17 +776,28 @@ func TestProcessPhotos(t *testing.T) {
 		require.Equal(t, []processResult{{p[1], "already_completed", 1}}, res.Results)
 		res = h.process(fmt.Sprintf(`{"uuids": [%q], "reprocess": true}`, p[1]))
 		require.Equal(t, []processResult{{p[1], "queued", 2}}, res.Results)
+		require.Equal(t, photoRow{Status: "processing", Attempt: 2, StatusAttempt: 2}, h.photoRow(p[1]))
 		res = h.process(fmt.Sprintf(`{"uuids": [%q], "reprocess": true}`, p[1]))
-		require.Equal(t, []processResult{{p[1], "already_queued", 2}}, res.Results, "the new attempt is outstanding")
+		require.Equal(t, []processResult{{p[1], "already_processing", 2}}, res.Results, "the new attempt is running")
 	})
-	t.Run("failed", func(t *testing.T) {
-		h.exec("UPDATE photos SET status = 'failed', status_attempt = attempt, failure_code = 'download_http_status' WHERE uuid = $1", p[2])
+	t.Run("failed and dead-lettered", func(t *testing.T) {
+		h.exec(`UPDATE photos SET status = 'failed', status_attempt = attempt, failure_stage = 'download',
+			failure_code = 'download_http_status', failure_message = 'HTTP 503', failure_retryable = true,
+			dead_letter_service = 'downloader', dead_letter_queue = 'dead-letter.downloader',
+			dead_letter_reason = 'gave up', dead_lettered_at = now() WHERE uuid = $1`, p[2])
 		res := h.process(jsonList(p[2]))
 		require.Equal(t, []processResult{{p[2], "queued", 2}}, res.Results)
+		require.Equal(t, photoRow{Status: "processing", Attempt: 2, StatusAttempt: 2}, h.photoRow(p[2]),
+			"the new attempt clears the old one's failure and dead letter")
+		got := decodeJSON[map[string]any](t, h.do(http.MethodGet, "/photos/"+p[2], ""))
+		require.Equal(t, "processing", got["status"])
+		require.Nil(t, got["failure"])
+		require.Nil(t, got["dead_letter"])
 	})
 	t.Run("late status of an older attempt", func(t *testing.T) {
-		// attempt 2 is outstanding; a failure recorded for attempt 1 does not
-		// make it processable again.
+		// A row as queued before ingest-api marked photos processing:
+		// attempt 2 outstanding, a failure recorded for attempt 1. It is not
+		// processable again.
 		h.exec("UPDATE photos SET status = 'failed', status_attempt = 1 WHERE uuid = $1", p[2])
 		res := h.process(jsonList(p[2]))
 		require.Equal(t, []processResult{{p[2], "already_queued", 2}}, res.Results)
@@ -808,7 +848,7 @@ func TestProcessConcurrently(t *testing.T) {
 			switch r.Outcome {
 			case "queued":
 				queuedBy[r.UUID]++
-			case "already_queued":
+			case "already_processing":
 			default:
 				t.Fatalf("outcome %q for %s", r.Outcome, r.UUID)
 			}

@@ -131,11 +131,12 @@ func (c *apiClient) send(ctx context.Context, method, path, contentType string, 
 }
 
 // upload sends one file to POST /photos/upload, streaming it, and returns
-// the new photo's uuid.
-func (c *apiClient) upload(ctx context.Context, file, renditions string) (string, error) {
+// the new photo's uuid and status (processing: an upload is requested at
+// once).
+func (c *apiClient) upload(ctx context.Context, file, renditions string) (id, status string, err error) {
 	f, err := os.Open(file)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	defer f.Close()
 	pr, pw := io.Pipe()
@@ -163,10 +164,10 @@ func (c *apiClient) upload(ctx context.Context, file, renditions string) (string
 	// Unblock the writer if the request ended before reading the whole body.
 	pr.CloseWithError(io.ErrClosedPipe)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if len(res.Photos) != 1 {
-		return "", fmt.Errorf("POST /photos/upload: %d photos for one file", len(res.Photos))
+		return "", "", fmt.Errorf("POST /photos/upload: %d photos for one file", len(res.Photos))
 	}
-	return res.Photos[0].UUID, nil
+	return res.Photos[0].UUID, res.Photos[0].Status, nil
 }

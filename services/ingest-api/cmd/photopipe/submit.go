@@ -150,9 +150,9 @@ func submit(ctx context.Context, c *apiClient, args []string, stdin io.Reader, o
 	for _, it := range files {
 		g.Go(func() error {
 			// Each goroutine has its own item; the reporter locks itself.
-			var id string
+			var id, status string
 			err := retry(gctx, func() (err error) {
-				id, err = c.upload(gctx, it.source, o.renditions)
+				id, status, err = c.upload(gctx, it.source, o.renditions)
 				return err
 			})
 			var apiErr *apiError
@@ -167,7 +167,7 @@ func submit(ctx context.Context, c *apiClient, args []string, stdin io.Reader, o
 				rep.done(it)
 				return nil
 			}
-			it.id, it.status = id, "pending"
+			it.id, it.status = id, status
 			return nil
 		})
 	}

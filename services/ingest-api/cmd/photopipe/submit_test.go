@@ -73,7 +73,7 @@ func (f *fakePipeline) serve(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.WriteString(w, `{"code":"unsupported_format","error":"`+name+` is not an image"}`)
 			return
 		}
-		fmt.Fprintf(w, `{"photos":[{"uuid":%q,"status":"pending"}]}`, f.add(name))
+		fmt.Fprintf(w, `{"photos":[{"uuid":%q,"status":"processing"}]}`, f.add(name))
 	case r.Method == http.MethodPost && r.URL.Path == "/photos":
 		var req struct{ URLs []string }
 		_ = json.NewDecoder(r.Body).Decode(&req)
@@ -86,7 +86,7 @@ func (f *fakePipeline) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		var out []string
 		for _, u := range req.URLs {
-			out = append(out, fmt.Sprintf(`{"uuid":%q,"status":"pending"}`, f.add(u)))
+			out = append(out, fmt.Sprintf(`{"uuid":%q,"status":"processing"}`, f.add(u)))
 		}
 		fmt.Fprintf(w, `{"photos":[%s]}`, strings.Join(out, ","))
 	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/photos/"):

@@ -123,7 +123,10 @@ type NewPhoto struct {
 	CallbackURL string
 }
 
-// Outcome of a processing request for one photo.
+// Outcome of a processing request for one photo. A photo queued is
+// processing its new attempt at once, so asking again answers
+// already_processing; already_queued is for photos queued before ingest-api
+// marked them processing itself, while the recorder had not yet.
 const (
 	OutcomeQueued            = "queued"
 	OutcomeNotFound          = "not_found"
@@ -293,7 +296,8 @@ func (s *Service) Process(ctx context.Context, ids []string, opts ProcessOptions
 	return s.repo.RequestProcessing(ctx, unique, opts, correlationID)
 }
 
-// Pending lists pending photos, oldest first, after the photo with uuid
+// Pending lists pending photos (never requested: a request makes a photo
+// processing at once), oldest first, after the photo with uuid
 // after (the cursor), at most limit (0 for the default page size). When the
 // page is full, next is the cursor of the following page; otherwise "".
 func (s *Service) Pending(ctx context.Context, after string, limit int) (photos []Photo, next string, err error) {

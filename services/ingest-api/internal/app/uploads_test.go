@@ -34,7 +34,7 @@ func (r *fakeUploadRepo) CreateUploads(_ context.Context, uploads []app.NewUploa
 	r.got, r.correlationID = uploads, correlationID
 	out := make([]app.Photo, len(uploads))
 	for i, u := range uploads {
-		out[i] = app.Photo{UUID: u.UUID, Status: "pending", Filename: u.Filename, Renditions: u.Renditions,
+		out[i] = app.Photo{UUID: u.UUID, Status: "processing", Attempt: 1, Filename: u.Filename, Renditions: u.Renditions,
 			Original: &app.Original{Key: u.Key, ContentType: u.ContentType, Bytes: u.Bytes}}
 	}
 	return out, nil

@@ -31,10 +31,15 @@ var (
 	_ app.UploadRepository = (*photoRepo)(nil)
 )
 
-func (r *photoRepo) Create(_ context.Context, photos []app.NewPhoto, _ bool, _ string) ([]app.Photo, error) {
+// Create and CreateUploads answer as postgres.Repository does: a photo
+// whose processing is requested is processing attempt 1 at once.
+func (r *photoRepo) Create(_ context.Context, photos []app.NewPhoto, process bool, _ string) ([]app.Photo, error) {
 	out := make([]app.Photo, len(photos))
 	for i, p := range photos {
 		out[i] = app.Photo{UUID: "00000000-0000-4000-8000-00000000000" + string(rune('1'+i)), URL: p.URL, Status: "pending", Renditions: p.Renditions}
+		if process {
+			out[i].Status, out[i].Attempt = "processing", 1
+		}
 		r.photos[out[i].UUID] = out[i]
 	}
 	return out, nil
@@ -57,7 +62,7 @@ func (r *photoRepo) Get(_ context.Context, id string) (app.Photo, error) {
 func (r *photoRepo) CreateUploads(_ context.Context, ups []app.NewUpload, _ string) ([]app.Photo, error) {
 	out := make([]app.Photo, len(ups))
 	for i, u := range ups {
-		out[i] = app.Photo{UUID: u.UUID, Status: "pending", Filename: u.Filename, Renditions: u.Renditions,
+		out[i] = app.Photo{UUID: u.UUID, Status: "processing", Attempt: 1, Filename: u.Filename, Renditions: u.Renditions,
 			Original: &app.Original{Key: u.Key, ContentType: u.ContentType, Bytes: u.Bytes}}
 		r.photos[u.UUID] = out[i]
 	}
@@ -196,6 +201,10 @@ func TestCompatThumbStates(t *testing.T) {
 	p := api.repo.photos[created["req_id"].(string)]
 	require.Equal(t, []string{"square100"}, p.Renditions)
 	require.Equal(t, "https://example.com/a.jpg", p.URL)
+	// Requested at creation, the photo is processing at once: rq's started.
+	code, body = api.get(t, "/api/thumb/"+p.UUID)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "started", body["status"])
 }
 
 // TestUploadLimitWhileStreaming: a chunked body (no Content-Length) is cut

@@ -14,15 +14,16 @@ import (
 )
 
 // RequestProcessing starts a new attempt for every listed photo that has no
-// request outstanding, each with its PhotoRequested in the outbox.
+// request outstanding, each with its PhotoRequested in the outbox and the
+// photo processing that attempt.
 //
 // POST /photos/process is the API's most frequent write. Each batch of
 // requests takes two round trips: it reads the photos, decides in Go, then
-// one statement (atomic on its own) bumps each chosen photo's attempt only
-// if the photo is still in the state it was read in (compare and swap) and
-// writes the events of the photos it bumped. A photo that changed in
-// between (a concurrent request, the recorder) is read and decided again,
-// so concurrent requests still queue a photo once.
+// one statement (atomic on its own) bumps each chosen photo's attempt and
+// marks it processing, only if the photo is still in the state it was read
+// in (compare and swap), and writes the events of the photos it bumped. A
+// photo that changed in between (a concurrent request, the recorder) is
+// read and decided again, so concurrent requests still queue a photo once.
 //
 // Requests that arrive while a batch runs wait and go together in the next
 // one (shared/groupcommit): under load the round trips, statements and
@@ -179,9 +180,10 @@ type attemptSwap struct {
 	CorrelationID string
 }
 
-// startAttempts moves each photo that is still as read to its next attempt
-// and writes its PhotoRequested, in one statement; it returns the photos
-// it moved.
+// startAttempts moves each photo that is still as read to its next attempt,
+// processing that attempt with the last one's failure and dead letter
+// cleared, and writes its PhotoRequested, in one statement; it returns the
+// photos it moved.
 func (r *Repository) startAttempts(ctx context.Context, swaps []attemptSwap) (map[string]bool, error) {
 	if len(swaps) == 0 {
 		return nil, nil
@@ -212,7 +214,10 @@ func (r *Repository) startAttempts(ctx context.Context, swaps []attemptSwap) (ma
 	err := r.db.WithContext(ctx).Raw(`WITH v (uuid, attempt, status_attempt, status, renditions, topic, message_id, payload, metadata) AS (
 			VALUES `+strings.Join(values, ", ")+`),
 		moved AS (
-			UPDATE photos p SET attempt = p.attempt + 1, updated_at = now(), renditions = COALESCE(v.renditions, p.renditions)
+			UPDATE photos p SET attempt = p.attempt + 1, renditions = COALESCE(v.renditions, p.renditions),
+			    status = 'processing', status_attempt = p.attempt + 1, updated_at = now(),
+			    failure_stage = NULL, failure_code = NULL, failure_message = NULL, failure_retryable = NULL,
+			    dead_letter_service = NULL, dead_letter_queue = NULL, dead_letter_reason = NULL, dead_lettered_at = NULL
 			FROM v
 			WHERE p.uuid = v.uuid AND p.attempt = v.attempt AND p.status_attempt = v.status_attempt AND p.status = v.status
 			RETURNING p.uuid)
@@ -229,8 +234,11 @@ func (r *Repository) startAttempts(ctx context.Context, swaps []attemptSwap) (ma
 	return won, nil
 }
 
-// outcome decides what a processing request does to photo p. A request is
-// outstanding while the photo's newest attempt has not been picked up.
+// outcome decides what a processing request does to photo p. A photo
+// queued by ingest-api is processing its new attempt at once, so a second
+// request finds it already processing; already_queued (an attempt newer than
+// the status) is left for rows queued before ingest-api set processing
+// itself, whose request the recorder had yet to pick up.
 func outcome(p database.Photo, found, reprocess bool) string {
 	switch {
 	case !found:

@@ -107,6 +107,8 @@ func TestRequestsWaitingShareOneBatch(t *testing.T) {
 		var got database.Photo
 		require.NoError(t, f.db.Take(&got, "uuid = ?", p.UUID).Error)
 		require.Equal(t, 1, got.Attempt)
+		require.Equal(t, database.StatusProcessing, got.Status, "photo %d", i)
+		require.Equal(t, 1, got.StatusAttempt, "photo %d", i)
 		want := []string{"thumb"}
 		if i%2 == 0 {
 			want = []string{"small"}
@@ -124,7 +126,7 @@ func TestRequestsWaitingShareOneBatch(t *testing.T) {
 
 // TestRequestsForOnePhotoAreNotBatchedTogether: requests naming a photo
 // that an earlier waiting request names go in later batches, in order, so
-// the first queues it and the later ones see it queued.
+// the first queues it and the later ones see it processing.
 func TestRequestsForOnePhotoAreNotBatchedTogether(t *testing.T) {
 	f := newBatchFixture(t, 3)
 	release, first := f.holdFirstBatch(t)
@@ -143,10 +145,10 @@ func TestRequestsForOnePhotoAreNotBatchedTogether(t *testing.T) {
 	release()
 	<-first
 	require.Equal(t, []app.ProcessResult{{UUID: b, Outcome: app.OutcomeQueued, Attempt: 1}}, <-results[0])
-	require.Equal(t, []app.ProcessResult{{UUID: b, Outcome: app.OutcomeAlreadyQueued, Attempt: 1}}, <-results[1])
+	require.Equal(t, []app.ProcessResult{{UUID: b, Outcome: app.OutcomeAlreadyProcessing, Attempt: 1}}, <-results[1])
 	require.Equal(t, []app.ProcessResult{
 		{UUID: c, Outcome: app.OutcomeQueued, Attempt: 1},
-		{UUID: b, Outcome: app.OutcomeAlreadyQueued, Attempt: 1},
+		{UUID: b, Outcome: app.OutcomeAlreadyProcessing, Attempt: 1},
 	}, <-results[2])
 	require.Equal(t, 4, f.runs(), "the first, then one batch per request naming b")
 	var n int64
@@ -213,7 +215,7 @@ func TestBatchErrorAnswersOnlyUndecidedRequests(t *testing.T) {
 	<-first
 	a := <-answers[0]
 	require.NoError(t, a.err)
-	require.Equal(t, []app.ProcessResult{{UUID: queuedBefore, Outcome: app.OutcomeAlreadyQueued, Attempt: 1}}, a.res)
+	require.Equal(t, []app.ProcessResult{{UUID: queuedBefore, Outcome: app.OutcomeAlreadyProcessing, Attempt: 1}}, a.res)
 	b := <-answers[1]
 	require.ErrorContains(t, b.err, "refused")
 	require.Nil(t, b.res)

@@ -35,7 +35,8 @@ func New(db *gorm.DB, notify func()) *Repository {
 }
 
 // Create inserts the photos and, when process is set, their first
-// PhotoRequested events.
+// PhotoRequested events, the photos already processing attempt 1 (the
+// recorder no longer marks a photo processing when its request comes).
 func (r *Repository) Create(ctx context.Context, photos []app.NewPhoto, process bool, correlationID string) ([]app.Photo, error) {
 	// Postgres keeps microseconds: set the times here so that the answer
 	// shows what is stored (gorm's NowFunc has nanoseconds).
@@ -47,7 +48,7 @@ func (r *Repository) Create(ctx context.Context, photos []app.NewPhoto, process 
 			rows[i].CallbackURL = &p.CallbackURL
 		}
 		if process {
-			rows[i].Attempt = 1
+			startFirstAttempt(&rows[i])
 		}
 	}
 	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -76,6 +77,13 @@ func (r *Repository) Create(ctx context.Context, photos []app.NewPhoto, process 
 	return out, nil
 }
 
+// startFirstAttempt sets a new photo row as it is written with its first
+// PhotoRequested: processing attempt 1 (what the recorder did when the
+// request reached it). New rows have no failure or dead letter to clear.
+func startFirstAttempt(p *database.Photo) {
+	p.Attempt, p.StatusAttempt, p.Status = 1, 1, database.StatusProcessing
+}
+
 func requested(p database.Photo) *event.PhotoRequested {
 	e := &event.PhotoRequested{
 		Header:     event.NewHeader(p.UUID, p.Attempt),
@@ -89,7 +97,9 @@ func requested(p database.Photo) *event.PhotoRequested {
 	return e
 }
 
-// ListPending returns pending photos oldest first, after the cursor.
+// ListPending returns pending photos oldest first, after the cursor: those
+// whose processing was never requested (a request moves a photo to
+// processing in the statement that writes it).
 func (r *Repository) ListPending(ctx context.Context, after string, limit int) ([]app.Photo, error) {
 	q := r.db.WithContext(ctx).Where("status = ?", database.StatusPending)
 	if after != "" {

@@ -17,16 +17,18 @@ var _ app.UploadRepository = (*Repository)(nil)
 
 // CreateUploads inserts one photo per stored upload, with its original
 // already known, and its first PhotoRequested (carrying the original's
-// key instead of a URL), in one transaction.
+// key instead of a URL), in one transaction: the photos are processing
+// attempt 1 from the start.
 func (r *Repository) CreateUploads(ctx context.Context, uploads []app.NewUpload, correlationID string) ([]app.Photo, error) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	rows := make([]database.Photo, len(uploads))
 	for i, u := range uploads {
 		rows[i] = database.Photo{
-			UUID: u.UUID, Status: database.StatusPending, Attempt: 1, Renditions: u.Renditions,
+			UUID: u.UUID, Renditions: u.Renditions,
 			Filename: u.Filename, OriginalKey: &u.Key, ContentType: &u.ContentType, Bytes: &u.Bytes,
 			CreatedAt: now, UpdatedAt: now,
 		}
+		startFirstAttempt(&rows[i])
 		if u.CallbackURL != "" {
 			rows[i].CallbackURL = &u.CallbackURL
 		}
