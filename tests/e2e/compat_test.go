@@ -37,8 +37,9 @@ func (r rawJSON) str(tb testing.TB, key string) string {
 // TestCompatRoutesEndToEnd checks the exact request and response shapes of
 // the older services' routes through the four built services. The
 // pipeline is started one service at a time, so that every state is seen
-// for sure: PENDING (only ingest-api runs), PROGRESS (no resizer yet),
-// then SUCCESS.
+// for sure: PROGRESS from the upload on (only ingest-api runs; a photo is
+// processing once requested), still PROGRESS with no resizer, then
+// SUCCESS.
 func TestCompatRoutesEndToEnd(t *testing.T) {
 	env := NewEnv(t)
 	openAPI(env)
@@ -84,12 +85,13 @@ func TestCompatRoutesEndToEnd(t *testing.T) {
 		return code, out
 	}
 
-	// Only ingest-api runs: nothing has been picked up.
+	// Only ingest-api runs: nothing has been picked up, but processing was
+	// requested with the upload.
 	code, st := statusOf(taskID)
 	require.Equal(t, http.StatusOK, code)
 	assert.Equal(t, []string{"detail", "result", "status", "task_id"}, st.keys())
 	assert.Equal(t, taskID, st.str(t, "task_id"))
-	assert.Equal(t, "PENDING", st.str(t, "status"))
+	assert.Equal(t, "PROGRESS", st.str(t, "status"))
 	assert.Equal(t, "null", string(st["result"]))
 	var notDone rawJSON
 	assert.Equal(t, http.StatusNotFound, Call(t, http.MethodGet, api+"/upload/"+taskID+"/result", nil, &notDone))
@@ -97,7 +99,7 @@ func TestCompatRoutesEndToEnd(t *testing.T) {
 	code, tj := thumbOf(reqID)
 	require.Equal(t, http.StatusOK, code)
 	assert.Equal(t, []string{"image_base64", "status"}, tj.keys())
-	assert.Equal(t, "queued", tj.str(t, "status"))
+	assert.Equal(t, "started", tj.str(t, "status"))
 	assert.Equal(t, "null", string(tj["image_base64"]))
 
 	// Recorder and downloader, no resizer: the originals are in, the

@@ -215,7 +215,7 @@ func TestUploadsEndToEnd(t *testing.T) {
 	ids := make([]string, 3)
 	for i, p := range resp.Photos {
 		ids[i] = p.UUID
-		assert.Equal(t, "pending", p.Status)
+		assert.Equal(t, "processing", p.Status, "processing is requested with the upload")
 		assert.Equal(t, []string{"thumb", "small", "preview"}, p.Renditions)
 		require.NotNil(t, p.Original)
 		assert.Equal(t, "originals/"+p.UUID+"/"+p.Filename, p.Original.Path)
