@@ -87,7 +87,7 @@ func markdown(rep *Report) string {
 			"latency from request to completed, so it includes the queue of the burst; Large also renders the same photo in process "+
 			"(thumbbench, one goroutine per core) and reports the pipeline's overhead over that. IngestAPILoad: open-loop load at a fixed "+
 			"rate (latency from each request's scheduled time), GET /photos/{id} then POST /photos/process, ingest-api alone with Postgres and RabbitMQ, "+
-			"the load generator on the same 2 cores.\n\n| benchmark | metrics |\n|---|---|\n", rep.E2EFrom)
+			"the load generator on the same 2 cores. A benchmark with a runs figure ran that many times; each of its figures is the median.\n\n| benchmark | metrics |\n|---|---|\n", rep.E2EFrom)
 		names := make([]string, 0, len(rep.E2E))
 		for n := range rep.E2E {
 			names = append(names, n)

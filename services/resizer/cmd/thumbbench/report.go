@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -272,14 +273,16 @@ func abs(x int) int {
 var benchLine = regexp.MustCompile(`^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
 
 // parseBench reads go test -bench output: every benchmark's metrics by
-// unit.
+// unit. A benchmark run several times (-count) gets the median of each
+// metric and a "runs" metric: on a shared machine one run can be a third
+// slower than the next.
 func parseBench(path string) (map[string]map[string]float64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	out := map[string]map[string]float64{}
+	all := map[string]map[string][]float64{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		m := benchLine.FindStringSubmatch(strings.TrimSpace(sc.Text()))
@@ -287,15 +290,39 @@ func parseBench(path string) (map[string]map[string]float64, error) {
 			continue
 		}
 		fields := strings.Fields(m[2])
-		metrics := map[string]float64{}
+		if all[m[1]] == nil {
+			all[m[1]] = map[string][]float64{}
+		}
 		for i := 0; i+1 < len(fields); i += 2 {
 			if v, err := strconv.ParseFloat(fields[i], 64); err == nil {
-				metrics[fields[i+1]] = v
+				all[m[1]][fields[i+1]] = append(all[m[1]][fields[i+1]], v)
 			}
 		}
-		out[m[1]] = metrics
+	}
+	out := make(map[string]map[string]float64, len(all))
+	for name, units := range all {
+		out[name] = map[string]float64{}
+		runs := 0
+		for u, vs := range units {
+			out[name][u] = median(vs)
+			runs = max(runs, len(vs))
+		}
+		if runs > 1 {
+			out[name]["runs"] = float64(runs)
+		}
 	}
 	return out, sc.Err()
+}
+
+// median of vs (the mean of the middle two for an even count).
+func median(vs []float64) float64 {
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 func toolByName(rep *Report, name string) (toolResult, bool) {
