@@ -70,9 +70,10 @@ elif [ "${BENCH_E2E:-1}" != 0 ]; then
 	# 1,000 tiny and small photos, 200 large ones (a corpus photo), and
 	# the ingest-api under an open-loop load, and a 10,000-image job with
 	# GET /jobs/{id} and /api/status polled while it runs.
-	# The photo benchmarks run three times each (the report gives the
-	# medians): on this shared machine one run can be a third slower than
-	# the next.
+	# The tiny and small photo benchmarks run three times each (the report
+	# gives the medians): on this shared machine one run can be a third
+	# slower than the next. The large one runs once (it measures its
+	# in-process baseline before and after the pipeline).
 	for spec in '^BenchmarkEndToEnd(Tiny|Small)$:1000x:3' '^BenchmarkEndToEndLarge$:200x:1' '^BenchmarkIngestAPILoad$:1x:1' '^BenchmarkJob10k$:1x:1'; do
 		IFS=: read -r pattern times count <<<"$spec"
 		(cd tests/e2e && PHOTOPIPE_CORPUS=$corpus go test -run '^$' -bench "$pattern" -benchtime "$times" -count "$count" -timeout 60m .) | tee -a "$e2e_out"
