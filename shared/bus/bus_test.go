@@ -64,7 +64,9 @@ func TestPermanent(t *testing.T) {
 	require.NoError(t, bus.Permanent(nil))
 }
 
-func queueDepth(t *testing.T, url, queue string) int {
+// inspectQueue declares queue passively on the broker at url: its state,
+// or found false when it does not exist.
+func inspectQueue(t *testing.T, url, queue string) (q amqp091.Queue, found bool) {
 	t.Helper()
 	conn, err := amqp091.Dial(url)
 	require.NoError(t, err)
@@ -72,9 +74,27 @@ func queueDepth(t *testing.T, url, queue string) int {
 	ch, err := conn.Channel()
 	require.NoError(t, err)
 	defer ch.Close()
-	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, amqp091.Table{"x-queue-type": "quorum"})
+	q, err = ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	var amqpErr *amqp091.Error
+	if errors.As(err, &amqpErr) && amqpErr.Code == amqp091.NotFound {
+		return q, false
+	}
 	require.NoError(t, err)
+	return q, true
+}
+
+func queueDepth(t *testing.T, url, queue string) int {
+	t.Helper()
+	q, found := inspectQueue(t, url, queue)
+	require.True(t, found, "queue %s exists", queue)
 	return q.Messages
+}
+
+// queueExists reports whether queue is declared on the broker at url.
+func queueExists(t *testing.T, url, queue string) bool {
+	t.Helper()
+	_, found := inspectQueue(t, url, queue)
+	return found
 }
 
 func TestDeclareCreatesEveryQueueIdempotently(t *testing.T) {
@@ -99,24 +119,6 @@ func TestDeclareCreatesEveryQueueIdempotently(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return queueDepth(t, cfg.URL, "photo-processor") == 1
 	}, 5*time.Second, 50*time.Millisecond)
-}
-
-// queueExists reports whether queue is declared on the broker at url.
-func queueExists(t *testing.T, url, queue string) bool {
-	t.Helper()
-	conn, err := amqp091.Dial(url)
-	require.NoError(t, err)
-	defer conn.Close()
-	ch, err := conn.Channel()
-	require.NoError(t, err)
-	_, err = ch.QueueDeclarePassive(queue, true, false, false, false, nil)
-	var amqpErr *amqp091.Error
-	if errors.As(err, &amqpErr) && amqpErr.Code == amqp091.NotFound {
-		return false
-	}
-	require.NoError(t, err)
-	_ = ch.Close()
-	return true
 }
 
 // An earlier version's recorder queues (bound, holding messages) go at the

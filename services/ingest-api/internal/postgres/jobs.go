@@ -19,8 +19,8 @@ var _ app.JobRepository = (*Repository)(nil)
 // CreateJob inserts the job, its groups and photos, and the PhotoRequested
 // of the first photo of every group, in one transaction. The first photos
 // are processing attempt 1 from the start; the others stay pending (attempt
-// 0) until the recorder requests them in turn (and marks them processing). Groups whose store is
-// unknown are failed at once and their photos skipped.
+// 0) until the recorder requests them in turn (and marks them processing).
+// Groups whose store is unknown are failed at once and their photos skipped.
 func (r *Repository) CreateJob(ctx context.Context, in app.NewJob, unknown map[string]bool, correlationID string) (string, error) {
 	total := 0
 	for _, g := range in.Groups {
