@@ -34,6 +34,9 @@ type Config struct {
 	Backend string
 	// Dir is the local backend's directory (STORAGE_DIR).
 	Dir string
+	// CacheOriginals keeps the local backend's originals in the page cache
+	// (STORAGE_CACHE_ORIGINALS; Local.CacheOriginals says why it is off).
+	CacheOriginals bool
 	// S3 configures the S3 backend.
 	S3 S3Config
 }
@@ -66,8 +69,9 @@ type S3Config struct {
 // LoadConfig reads the storage settings; problems are recorded in r.
 func LoadConfig(r *envconfig.Reader) Config {
 	return Config{
-		Backend: strings.ToLower(r.String("STORAGE_BACKEND", BackendLocal)),
-		Dir:     r.String("STORAGE_DIR", DefaultDir),
+		Backend:        strings.ToLower(r.String("STORAGE_BACKEND", BackendLocal)),
+		Dir:            r.String("STORAGE_DIR", DefaultDir),
+		CacheOriginals: r.Bool("STORAGE_CACHE_ORIGINALS", false),
 		S3: S3Config{
 			Endpoint:        r.String("S3_ENDPOINT", ""),
 			Region:          r.String("S3_REGION", "us-east-1"),
@@ -167,5 +171,10 @@ func Open(ctx context.Context, cfg Config) (Backend, error) {
 	if cfg.Backend == BackendS3 {
 		return NewS3(ctx, cfg.S3)
 	}
-	return NewLocal(cfg.Dir)
+	l, err := NewLocal(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	l.CacheOriginals = cfg.CacheOriginals
+	return l, nil
 }

@@ -15,9 +15,24 @@ import (
 
 // Local is a Store in a directory. All access goes through os.Root, so no
 // key, symlink or ".." can reach outside the directory.
+//
+// Originals are not kept in the page cache unless CacheOriginals is set:
+// Put drops an original's pages once they are on disk, and closing an
+// opened original drops what was read. An original is written once and
+// read once soon after (the resizer; Prefetch brings it back in while the
+// resizer waits for a rendering slot), so caching it would only push out
+// what is read often (renditions, the database's files), and a burst of
+// large downloads would fill memory with them. On the development VM
+// (where memory the kernel has not used yet is expensive to touch) this
+// cut the downloader's CPU per 18 MP photo from 22 to 8 ms.
 type Local struct {
 	root *os.Root
+	// CacheOriginals leaves originals in the page cache like any other
+	// file (STORAGE_CACHE_ORIGINALS). Set it before the first call.
+	CacheOriginals bool
 }
+
+var _ Prefetcher = (*Local)(nil)
 
 var _ Store = (*Local)(nil)
 
@@ -64,6 +79,9 @@ func (l *Local) put(ctx context.Context, key string, r io.Reader, buf []byte) (i
 	if err == nil {
 		err = f.Sync()
 	}
+	if err == nil && l.dropsCache(key) {
+		dropCached(f) // clean now that it is synced
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -103,8 +121,31 @@ func (l *Local) Open(_ context.Context, key string) (Object, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("open %s: %w", key, ErrNotFound)
 	}
-	return localObject{File: f, info: Info{Key: key, Size: st.Size(), ModTime: st.ModTime()}}, nil
+	drop := l.dropsCache(key)
+	if drop {
+		readSequentially(f)
+	}
+	return localObject{File: f, info: Info{Key: key, Size: st.Size(), ModTime: st.ModTime()}, drop: drop}, nil
 }
+
+// Prefetch starts reading the file at key into memory in the background,
+// for a caller that is about to read all of it. A key that names no file
+// is not an error here (Open reports it).
+func (l *Local) Prefetch(_ context.Context, key string) {
+	key, err := CleanKey(key)
+	if err != nil {
+		return
+	}
+	f, err := l.root.Open(key)
+	if err != nil {
+		return
+	}
+	readAhead(f)
+	_ = f.Close()
+}
+
+// dropsCache reports whether the file at key is kept out of the page cache.
+func (l *Local) dropsCache(key string) bool { return !l.CacheOriginals && IsOriginalKey(key) }
 
 // Delete removes the file at key.
 func (l *Local) Delete(_ context.Context, key string) error {
@@ -121,9 +162,17 @@ func (l *Local) Delete(_ context.Context, key string) error {
 type localObject struct {
 	*os.File
 	info Info
+	drop bool // drop the file's pages from the page cache when closed
 }
 
 func (o localObject) Info() Info { return o.info }
+
+func (o localObject) Close() error {
+	if o.drop {
+		dropCached(o.File)
+	}
+	return o.File.Close()
+}
 
 // chunkSize is how much Put reads before each write. Fewer, larger
 // writes cost the kernel less per byte than io.Copy's 32 KiB ones (fewer

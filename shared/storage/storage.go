@@ -103,6 +103,17 @@ func OriginalKey(photoID, filename string) string {
 	return "originals/" + photoID + "/" + SafeFilename(filename, "original")
 }
 
+// IsOriginalKey reports whether key is where an original is kept.
+func IsOriginalKey(key string) bool { return strings.HasPrefix(key, "originals/") }
+
+// Prefetcher is implemented by stores that can start bringing a file into
+// memory before it is read (Local); callers check for it with a type
+// assertion. Prefetch is a hint: it reports nothing, and what it cannot do
+// it leaves undone.
+type Prefetcher interface {
+	Prefetch(ctx context.Context, key string)
+}
+
 // RenditionKey is where a rendition of a photo is kept: page 0 means the
 // photo has no pages; PDF pages count from 1.
 func RenditionKey(photoID, rendition string, page int, ext string) string {

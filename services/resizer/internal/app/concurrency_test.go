@@ -112,3 +112,32 @@ func TestConcurrencyWaitEndsWithContext(t *testing.T) {
 	require.NoError(t, <-held)
 	require.Len(t, f.pub.events, 1, "only the holder's ThumbnailCreated")
 }
+
+// prefetchingStore records the keys its Prefetch was asked for.
+type prefetchingStore struct {
+	storage.Store
+	prefetched chan<- string
+}
+
+func (s prefetchingStore) Prefetch(_ context.Context, key string) { s.prefetched <- key }
+
+func TestConcurrencyPrefetchesWhileWaiting(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testLimits)
+	prefetched := make(chan string, 2)
+	r := New(prefetchingStore{Store: f.store, prefetched: prefetched}, f.pub, slog.New(slog.DiscardHandler),
+		rendition.DefaultPresets(), testLimits).WithConcurrency(1)
+	e := f.put(t, "waiter", jpegOf(t, 40, 30))
+	require.NoError(t, r.slots.Acquire(context.Background(), 1)) // every slot taken
+	done := make(chan error, 1)
+	go func() { done <- r.Handle(context.Background(), e) }()
+	select {
+	case key := <-prefetched:
+		require.Equal(t, e.OriginalKey, key, "the original is read ahead while the photo waits for a slot")
+	case <-time.After(10 * time.Second):
+		t.Fatal("no prefetch while waiting for a slot")
+	}
+	r.slots.Release(1)
+	require.NoError(t, <-done)
+	f.created(t, e)
+}
