@@ -99,7 +99,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("declare topology: %w", err)
 	}
 	wlog := watermill.NewSlogLoggerWithLevelMapping(log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
-	pub, err := cfg.Bus.NewPublisher(wlog)
+	// The outbox relay is the only publisher here: it sends its rows in
+	// batches.
+	pub, err := cfg.Bus.NewBatchPublisher(wlog)
 	if err != nil {
 		return err
 	}

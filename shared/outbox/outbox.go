@@ -59,8 +59,11 @@ func Rows(correlationID string, events ...event.Event) ([]database.OutboxMessage
 }
 
 // Relay publishes committed outbox rows and deletes them once the broker
-// has confirmed them. Replicas share the table safely: rows are claimed
-// with FOR UPDATE SKIP LOCKED.
+// has taken them. Replicas share the table safely: rows are claimed with
+// FOR UPDATE SKIP LOCKED. Rows of one topic go out together, in one Publish
+// call of up to a parallel-th of the round (at least minChunk): give Run a
+// batch publisher (bus.Config.NewBatchPublisher), which sends such a call in
+// one broker transaction.
 type Relay struct {
 	db       *gorm.DB
 	log      *slog.Logger
@@ -124,6 +127,29 @@ func (r *Relay) logPublished(ctx context.Context, row database.OutboxMessage) {
 	), "event published", slog.String("event", row.Topic))
 }
 
+// minChunk is the fewest rows a relay publishes in one Publish call when it
+// has that many: with a batch publisher (bus.Config.NewBatchPublisher) the
+// broker takes them in one transaction, which costs it less per message the
+// more it holds; up to Relay's parallel calls run at once.
+const minChunk = 32
+
+// chunk is rows[start:end] of a flush: one topic, published in one call.
+type chunk struct{ start, end int }
+
+// chunks splits rows, in their order, into runs of one topic of at most
+// size rows.
+func chunks(rows []database.OutboxMessage, size int) []chunk {
+	var out []chunk
+	for i := range rows {
+		if n := len(out); n > 0 && out[n-1].end-out[n-1].start < size && rows[out[n-1].start].Topic == rows[i].Topic {
+			out[n-1].end++
+			continue
+		}
+		out = append(out, chunk{i, i + 1})
+	}
+	return out
+}
+
 // Flush publishes one batch and returns how many rows it published.
 func (r *Relay) Flush(ctx context.Context, pub message.Publisher) (int, error) {
 	published := 0
@@ -140,19 +166,25 @@ func (r *Relay) Flush(ctx context.Context, pub message.Publisher) (int, error) {
 		done := make([]bool, len(rows))
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(r.parallel)
-		for i := range rows {
+		for _, c := range chunks(rows, max((len(rows)+r.parallel-1)/r.parallel, minChunk)) {
 			g.Go(func() error {
-				row := rows[i]
-				msg := message.NewMessage(row.MessageID, row.Payload)
-				for k, v := range row.Metadata {
-					msg.Metadata.Set(k, v)
+				msgs := make([]*message.Message, 0, c.end-c.start)
+				for _, row := range rows[c.start:c.end] {
+					msg := message.NewMessage(row.MessageID, row.Payload)
+					for k, v := range row.Metadata {
+						msg.Metadata.Set(k, v)
+					}
+					msg.SetContext(gctx)
+					msgs = append(msgs, msg)
 				}
-				msg.SetContext(gctx)
-				if err := pub.Publish(row.Topic, msg); err != nil {
-					return fmt.Errorf("publish %s: %w", row.Topic, err)
+				topic := rows[c.start].Topic
+				if err := pub.Publish(topic, msgs...); err != nil {
+					return fmt.Errorf("publish %s: %w", topic, err)
 				}
-				done[i] = true
-				r.logPublished(gctx, row)
+				for i := c.start; i < c.end; i++ {
+					done[i] = true
+					r.logPublished(gctx, rows[i])
+				}
 				return nil
 			})
 		}

@@ -34,8 +34,9 @@ type Options struct {
 	Handlers func(events *cqrs.EventBus) ([]cqrs.EventHandler, error)
 	// HealthBound, when set, receives the health server's address.
 	HealthBound chan<- string
-	// Background, when set, runs beside the router with the publisher
-	// (the recorder's outbox relay) until ctx ends.
+	// Background, when set, runs beside the router until ctx ends, with a
+	// batch publisher of its own (bus.Config.NewBatchPublisher: the
+	// recorder's outbox relay).
 	Background func(ctx context.Context, pub message.Publisher) error
 	// Metrics is the service's registry, served at /metrics on HealthAddr;
 	// Run adds the message outcomes and the dead-letter queue depth. Nil
@@ -107,6 +108,16 @@ func Run(ctx context.Context, o Options) error {
 		return nil
 	}}}, o.Checks...)
 
+	var batchPub message.Publisher
+	if o.Background != nil {
+		bp, err := o.Bus.NewBatchPublisher(wlog)
+		if err != nil {
+			return err
+		}
+		defer bp.Close()
+		batchPub = bp
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := router.Run(gctx); err != nil {
@@ -118,7 +129,7 @@ func Run(ctx context.Context, o Options) error {
 		return health.Serve(gctx, o.HealthAddr, checks, o.HealthBound, health.Route{Pattern: "/metrics", Handler: reg.Handler()})
 	})
 	if o.Background != nil {
-		g.Go(func() error { return o.Background(gctx, pub) })
+		g.Go(func() error { return o.Background(gctx, batchPub) })
 	}
 	o.Log.InfoContext(ctx, "service started", slog.Int("workers", o.Workers), slog.Int("prefetch", o.Bus.Prefetch))
 	err = g.Wait()

@@ -1,0 +1,129 @@
+package outbox_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
+
+	"github.com/photopipe/photopipe/shared/bus"
+	"github.com/photopipe/photopipe/shared/database"
+	"github.com/photopipe/photopipe/shared/envconfig"
+	"github.com/photopipe/photopipe/shared/event"
+	"github.com/photopipe/photopipe/shared/outbox"
+	"github.com/photopipe/photopipe/shared/testenv"
+)
+
+// relayEnv is a migrated database and a declared bus of the test's own.
+func relayEnv(t *testing.T) (*gorm.DB, bus.Config) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs PostgreSQL and RabbitMQ; skipped under -short")
+	}
+	ctx := t.Context()
+	db, err := database.Open(ctx, database.Config{
+		URL: testenv.Postgres(t), MaxOpenConns: 4, MaxIdleConns: 4, ConnectTimeout: 30 * time.Second, Migrate: true,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = database.Close(db) })
+	cfg := bus.LoadConfig(envconfig.New(func(string) string { return "" }), 8)
+	cfg.URL = testenv.RabbitMQ(t)
+	require.NoError(t, cfg.Validate())
+	require.NoError(t, cfg.Declare(ctx))
+	return db, cfg
+}
+
+// drain takes every message waiting in queue and returns them.
+func drain(t *testing.T, url, queue string) []amqp091.Delivery {
+	t.Helper()
+	conn, err := amqp091.Dial(url)
+	require.NoError(t, err)
+	defer conn.Close()
+	ch, err := conn.Channel()
+	require.NoError(t, err)
+	var out []amqp091.Delivery
+	for {
+		d, ok, err := ch.Get(queue, true)
+		require.NoError(t, err)
+		if !ok {
+			return out
+		}
+		out = append(out, d)
+	}
+}
+
+func TestRelayPublishesInBatchesAndDeletesWhatWasTaken(t *testing.T) {
+	db, cfg := relayEnv(t)
+	ctx := t.Context()
+	// 70 PhotoRequested with 5 PhotoFailed among them: runs of one topic
+	// go out together, the rest of the round beside them.
+	var want []string
+	require.NoError(t, db.Transaction(func(tx *gorm.DB) error {
+		for i := range 75 {
+			id := fmt.Sprintf("photo-%02d", i)
+			var e event.Event = &event.PhotoRequested{Header: event.NewHeader(id, 1), URL: "http://example.com/" + id}
+			if i%15 == 7 {
+				e = &event.PhotoFailed{Header: event.NewHeader(id, 1), Stage: event.StageDownload, Code: event.CodeDownloadError}
+			} else {
+				want = append(want, id)
+			}
+			if err := outbox.Add(tx, "corr-"+id, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	pub, err := cfg.NewBatchPublisher(watermill.NopLogger{})
+	require.NoError(t, err)
+	defer pub.Close()
+	relay := outbox.NewRelay(db, slog.New(slog.DiscardHandler), 200, 8, time.Second)
+
+	n, err := relay.Flush(ctx, pub)
+	require.NoError(t, err)
+	require.Equal(t, 75, n)
+	var left int64
+	require.NoError(t, db.Model(&database.OutboxMessage{}).Count(&left).Error)
+	require.Zero(t, left, "published rows are deleted")
+
+	got := drain(t, cfg.URL, cfg.QueueName(event.Topic(&event.PhotoRequested{}), bus.Downloader))
+	require.Len(t, got, 70)
+	var ids []string
+	for _, d := range got {
+		var h event.Header
+		require.NoError(t, json.Unmarshal(d.Body, &h))
+		ids = append(ids, h.PhotoID)
+		require.Equal(t, "corr-"+h.PhotoID, d.Headers[middleware.CorrelationIDMetadataKey], "correlation id travels")
+	}
+	sort.Strings(ids)
+	require.Equal(t, want, ids)
+	require.Len(t, drain(t, cfg.URL, cfg.QueueName(event.Topic(&event.PhotoFailed{}), bus.Recorder)), 5)
+
+	n, err = relay.Flush(ctx, pub)
+	require.NoError(t, err)
+	require.Zero(t, n, "nothing left to publish")
+}
+
+func TestRelayKeepsRowsWhenTheBrokerFails(t *testing.T) {
+	db, cfg := relayEnv(t)
+	require.NoError(t, db.Transaction(func(tx *gorm.DB) error {
+		return outbox.Add(tx, "", &event.PhotoRequested{Header: event.NewHeader("p1", 1), URL: "http://example.com/a.jpg"})
+	}))
+	pub, err := cfg.NewBatchPublisher(watermill.NopLogger{})
+	require.NoError(t, err)
+	require.NoError(t, pub.Close())
+	relay := outbox.NewRelay(db, slog.New(slog.DiscardHandler), 200, 8, time.Second)
+	_, err = relay.Flush(context.Background(), pub)
+	require.Error(t, err)
+	var left int64
+	require.NoError(t, db.Model(&database.OutboxMessage{}).Count(&left).Error)
+	require.EqualValues(t, 1, left, "an unpublished row stays for the next round")
+}
