@@ -21,6 +21,7 @@ type batchFixture struct {
 	db     *gorm.DB
 	r      *Repository
 	photos []database.Photo
+	held   int // batches that had run or were running when the held one started
 }
 
 func newBatchFixture(t *testing.T, n int) *batchFixture {
@@ -46,6 +47,7 @@ func (f *batchFixture) holdFirstBatch(t *testing.T) (release func(), first <-cha
 	tx := f.db.Begin()
 	require.NoError(t, tx.Error)
 	require.NoError(t, tx.Exec("SELECT 1 FROM photos WHERE uuid = ? FOR UPDATE", f.photos[0].UUID).Error)
+	f.held = f.runs()
 	out := make(chan []app.ProcessResult, 1)
 	go func() {
 		res, err := f.r.RequestProcessing(context.Background(), []string{f.photos[0].UUID}, app.ProcessOptions{}, "corr-first")
@@ -58,11 +60,14 @@ func (f *batchFixture) holdFirstBatch(t *testing.T) (release func(), first <-cha
 	return func() { require.NoError(t, tx.Rollback().Error) }, out
 }
 
-// waitBusy waits until a batch runs and n calls wait behind it.
+// waitBusy waits until the held batch runs and n calls wait behind it.
+// (Batches run before holdFirstBatch do not count: with them, the held
+// call could still be on its way to the queue, and a call made next could
+// lead in its place.)
 func (f *batchFixture) waitBusy(t *testing.T, n int) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		return f.r.batches.Batches() >= 1 && f.r.batches.Waiting() == n
+		return f.r.batches.Batches() > f.held && f.r.batches.Waiting() == n
 	}, 10*time.Second, time.Millisecond)
 }
 
