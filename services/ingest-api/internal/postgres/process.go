@@ -9,6 +9,7 @@ import (
 
 	"github.com/photopipe/photopipe/services/ingest-api/internal/app"
 	"github.com/photopipe/photopipe/shared/database"
+	"github.com/photopipe/photopipe/shared/event"
 	"github.com/photopipe/photopipe/shared/groupcommit"
 	"github.com/photopipe/photopipe/shared/outbox"
 )
@@ -18,17 +19,22 @@ import (
 // photo processing that attempt.
 //
 // POST /photos/process is the API's most frequent write. Each batch of
-// requests takes two round trips: it reads the photos, decides in Go, then
-// one statement (atomic on its own) bumps each chosen photo's attempt and
-// marks it processing, only if the photo is still in the state it was read
-// in (compare and swap), and writes the events of the photos it bumped. A
-// photo that changed in between (a concurrent request, the recorder) is
-// read and decided again, so concurrent requests still queue a photo once.
+// requests takes one round trip: one statement (atomic on its own) moves
+// every photo that may start an attempt to its next one, processing, and
+// writes the PhotoRequested of each photo it moved, and returns what it
+// found of the others, from which their outcome is decided. The row
+// locks of the update decide between concurrent requests (the photo's
+// state is checked again on the row it locks), so a photo is queued once;
+// a photo that looked queueable but changed under the statement (a
+// concurrent request, the recorder) is decided again in another round.
 //
 // Requests that arrive while a batch runs wait and go together in the next
 // one (shared/groupcommit): under load the round trips, statements and
 // commits are shared by many requests instead of paid by each, and with no
 // load a request runs at once, alone.
+//
+// The ids are distinct UUIDs in canonical form (app.Service checks and
+// canonicalizes them): results are matched to them by their text.
 func (r *Repository) RequestProcessing(ctx context.Context, ids []string, opts app.ProcessOptions, correlationID string) ([]app.ProcessResult, error) {
 	c := &processCall{ids: ids, opts: opts, correlationID: correlationID}
 	if err := r.batches.Do(ctx, c); err != nil {
@@ -53,8 +59,8 @@ func (r *Repository) newProcessBatches() *groupcommit.Queue[*processCall] {
 	return &groupcommit.Queue[*processCall]{Run: r.processBatch, Select: selectProcessBatch, Timeout: batchTimeout}
 }
 
-// maxBatchPhotos bounds the photos one batch reads and writes (a call with
-// more goes alone): 9 parameters a photo stay far below Postgres's 65,535.
+// maxBatchPhotos bounds the photos one batch writes (a call with more goes
+// alone): one statement of a few hundred KB at most.
 const maxBatchPhotos = 1000
 
 // batchTimeout bounds one batch. A batch serves several requests, so it
@@ -91,147 +97,207 @@ func selectProcessBatch(waiting []*processCall) []bool {
 }
 
 // processBatch decides and queues the photos of every call in the batch
-// and answers each call; no two calls name the same photo. An error
-// answers only the calls with photos still undecided when it came: what
-// the others queued is committed, and their answers stand.
+// and answers each call; no two calls name the same photo. When the
+// statement fails, what was decided before stands; if the photos left
+// undecided belong to several calls, each of those calls is tried again
+// alone, so that a call is answered with an error only when its own photos
+// cannot be queued.
 func (r *Repository) processBatch(ctx context.Context, calls []*processCall) {
-	type slot struct {
-		call *processCall
-		i    int
-	}
-	where := map[string]slot{}
-	var todo []string
+	var all []photoSlot
 	for _, c := range calls {
 		c.results = make([]app.ProcessResult, len(c.ids))
 		for i, id := range c.ids {
-			where[id] = slot{c, i}
-			todo = append(todo, id)
+			c.results[i] = app.ProcessResult{UUID: id, Outcome: app.OutcomeNotFound}
+			all = append(all, photoSlot{c, i})
 		}
 	}
-	queued := 0
+	queued, left, err := r.decide(ctx, all)
 	defer func() {
 		if queued > 0 {
 			r.notify()
 		}
 	}()
-	fail := func(err error) {
-		for _, id := range todo {
-			c := where[id].call
-			c.results, c.err = nil, err
-		}
+	if err == nil {
+		return
 	}
-	for round := 0; len(todo) > 0; round++ {
-		if round == maxProcessRounds {
-			fail(fmt.Errorf("request processing: photos changed %d times while being queued", round))
-			return
+	byCall := map[*processCall][]photoSlot{}
+	var order []*processCall
+	for _, s := range left {
+		if byCall[s.call] == nil {
+			order = append(order, s.call)
 		}
-		for _, id := range todo {
-			s := where[id]
-			s.call.results[s.i] = app.ProcessResult{UUID: id, Outcome: app.OutcomeNotFound}
+		byCall[s.call] = append(byCall[s.call], s)
+	}
+	for _, c := range order {
+		if len(order) > 1 {
+			var n int
+			n, _, err = r.decide(ctx, byCall[c])
+			queued += n
 		}
-		var rows []database.Photo
-		if err := r.db.WithContext(ctx).
-			Select("uuid", "attempt", "status_attempt", "status", "url", "filename", "renditions", "original_key").
-			Where("uuid IN ?", todo).Find(&rows).Error; err != nil {
-			fail(fmt.Errorf("read photos: %w", err))
-			return
-		}
-		var swaps []attemptSwap
-		for _, p := range rows {
-			s := where[p.UUID]
-			res := app.ProcessResult{UUID: p.UUID, Outcome: outcome(p, true, s.call.opts.Reprocess), Attempt: p.Attempt}
-			s.call.results[s.i] = res
-			if res.Outcome == app.OutcomeQueued {
-				swaps = append(swaps, attemptSwap{Photo: p, Renditions: s.call.opts.Renditions, CorrelationID: s.call.correlationID})
-			}
-		}
-		won, err := r.startAttempts(ctx, swaps)
 		if err != nil {
-			todo = todo[:0]
-			for _, sw := range swaps {
-				todo = append(todo, sw.Photo.UUID)
-			}
-			fail(err)
-			return
-		}
-		todo = nil
-		for _, sw := range swaps {
-			s := where[sw.Photo.UUID]
-			if won[sw.Photo.UUID] {
-				s.call.results[s.i].Attempt = sw.Photo.Attempt + 1
-				queued++
-				continue
-			}
-			todo = append(todo, sw.Photo.UUID) // changed since read: decide again
+			c.results, c.err = nil, err
 		}
 	}
 }
 
-// maxProcessRounds bounds how often a batch reads photos that keep
+// photoSlot is one photo of a call: c.ids[i], answered in c.results[i].
+type photoSlot struct {
+	call *processCall
+	i    int
+}
+
+func (s photoSlot) id() string { return s.call.ids[s.i] }
+
+// decide queues what may be queued of the photos in slots and sets their
+// results, in rounds: a photo that changed under a round's statement is
+// decided again in the next. It returns how many photos it queued and, on
+// an error, the photos still undecided (what was decided stands: each
+// round's statement commits on its own).
+func (r *Repository) decide(ctx context.Context, slots []photoSlot) (queued int, left []photoSlot, err error) {
+	todo := slots
+	for round := 0; len(todo) > 0; round++ {
+		if round == maxProcessRounds {
+			return queued, todo, fmt.Errorf("request processing: photos changed %d times while being queued", round)
+		}
+		in := make([]attemptRequest, len(todo))
+		where := make(map[string]photoSlot, len(todo))
+		for i, s := range todo {
+			req, err := newAttemptRequest(s.id(), s.call.opts, s.call.correlationID)
+			if err != nil {
+				return queued, todo, err
+			}
+			req.Ord = i
+			in[i] = req
+			where[s.id()] = s
+		}
+		found, err := r.startAttempts(ctx, in)
+		if err != nil {
+			return queued, todo, err
+		}
+		todo = nil
+		for _, f := range found {
+			s := where[f.UUID]
+			if f.Moved != nil {
+				s.call.results[s.i] = app.ProcessResult{UUID: f.UUID, Outcome: app.OutcomeQueued, Attempt: *f.Moved}
+				queued++
+				continue
+			}
+			p := database.Photo{Attempt: f.Attempt, StatusAttempt: f.StatusAttempt, Status: f.Status}
+			res := app.ProcessResult{UUID: f.UUID, Outcome: outcome(p, true, s.call.opts.Reprocess), Attempt: f.Attempt}
+			if res.Outcome == app.OutcomeQueued {
+				todo = append(todo, s) // changed under the statement: decide again
+				continue
+			}
+			s.call.results[s.i] = res
+		}
+	}
+	return queued, nil, nil
+}
+
+// maxProcessRounds bounds how often a batch meets photos that keep
 // changing under it; each round that loses a race sees the winner's
 // request, so two are the most a photo needs in practice.
 const maxProcessRounds = 8
 
-// attemptSwap is a photo as read, to move to its next attempt, with what
-// the request that moves it asked for.
-type attemptSwap struct {
-	Photo         database.Photo
-	Renditions    []string // replace the photo's when not empty
-	CorrelationID string
+// attemptRequest asks startAttempts to move one photo to its next attempt.
+// Event is the photo's PhotoRequested without what only the photo row
+// knows (its attempt, URL or original, filename and renditions), which the
+// statement fills in.
+type attemptRequest struct {
+	Ord        int             `json:"ord"` // its place in the batch: events are written in this order
+	UUID       string          `json:"uuid"`
+	Renditions []string        `json:"renditions"` // replace the photo's when not empty
+	Reprocess  bool            `json:"reprocess"`  // a completed photo too
+	MessageID  string          `json:"message_id"`
+	Event      json.RawMessage `json:"event"`
+	Metadata   json.RawMessage `json:"metadata"`
 }
 
-// startAttempts moves each photo that is still as read to its next attempt,
-// processing that attempt with the last one's failure and dead letter
-// cleared, and writes its PhotoRequested, in one statement; it returns the
-// photos it moved.
-func (r *Repository) startAttempts(ctx context.Context, swaps []attemptSwap) (map[string]bool, error) {
-	if len(swaps) == 0 {
-		return nil, nil
+func newAttemptRequest(id string, opts app.ProcessOptions, correlationID string) (attemptRequest, error) {
+	rows, err := outbox.Rows(correlationID, &event.PhotoRequested{Header: event.NewHeader(id, 0)})
+	if err != nil {
+		return attemptRequest{}, err
 	}
-	values := make([]string, len(swaps))
-	args := make([]any, 0, len(swaps)*9)
-	for i, sw := range swaps {
-		p := sw.Photo
-		p.Attempt++
-		var renditions any // NULL: keep the photo's
-		if len(sw.Renditions) > 0 {
-			p.Renditions = sw.Renditions
-			renditions = renditionsJSON(sw.Renditions)
-		}
-		rows, err := outbox.Rows(sw.CorrelationID, requested(p))
-		if err != nil {
-			return nil, err
-		}
-		meta, err := json.Marshal(rows[0].Metadata)
-		if err != nil {
-			return nil, fmt.Errorf("encode outbox metadata: %w", err)
-		}
-		values[i] = "(?::uuid, ?::int, ?::int, ?::photo_status, ?::jsonb, ?::text, ?::text, ?::bytea, ?::jsonb)"
-		args = append(args, sw.Photo.UUID, sw.Photo.Attempt, sw.Photo.StatusAttempt, string(sw.Photo.Status), renditions,
-			rows[0].Topic, rows[0].MessageID, rows[0].Payload, string(meta))
+	meta, err := json.Marshal(rows[0].Metadata)
+	if err != nil {
+		return attemptRequest{}, fmt.Errorf("encode outbox metadata: %w", err)
 	}
-	var moved []struct{ UUID string }
-	err := r.db.WithContext(ctx).Raw(`WITH v (uuid, attempt, status_attempt, status, renditions, topic, message_id, payload, metadata) AS (
-			VALUES `+strings.Join(values, ", ")+`),
+	return attemptRequest{UUID: id, Renditions: opts.Renditions, Reprocess: opts.Reprocess,
+		MessageID: rows[0].MessageID, Event: rows[0].Payload, Metadata: meta}, nil
+}
+
+// foundPhoto is what startAttempts found of a requested photo: its state
+// before the statement, and the attempt it moved to, if it moved it.
+type foundPhoto struct {
+	UUID          string
+	Attempt       int
+	StatusAttempt int
+	Status        database.Status
+	Moved         *int
+}
+
+// startAttempts moves each requested photo that may start an attempt
+// (pending or failed, completed when reprocessed, no attempt outstanding)
+// to its next attempt, processing that attempt with the last one's failure
+// and dead letter cleared, and writes its PhotoRequested, in one statement.
+// It returns the photos found, each with the attempt it was moved to or,
+// when it was not, its state as the statement found it.
+//
+// The events' own fields come from newAttemptRequest; the statement adds
+// the photo's, as requested() does for a photo in Go (url, or the stored
+// original of an upload; filename; renditions). TestStartAttemptsEvents
+// holds the two to the same event.
+func (r *Repository) startAttempts(ctx context.Context, in []attemptRequest) ([]foundPhoto, error) {
+	param, err := json.Marshal(in)
+	if err != nil {
+		return nil, fmt.Errorf("encode process requests: %w", err)
+	}
+	// The photos are also named as an array (of UUIDs, which the service
+	// has checked: nothing in them needs quoting), which the planner matches to
+	// the primary key whatever it guesses of the JSON's rows; the status is
+	// tested with <> (pending or failed, or completed when reprocessed: the
+	// other two of the four), which no index serves, so that the planner
+	// never scans the status index instead (it did, for every photo in the
+	// status, where the table had no statistics yet).
+	ids := make([]string, len(in))
+	for i, a := range in {
+		ids[i] = a.UUID
+	}
+	var found []foundPhoto
+	err = r.db.WithContext(ctx).Raw(`WITH v AS (
+			SELECT * FROM jsonb_to_recordset(CAST(@in AS jsonb))
+			    AS v(ord int, uuid uuid, renditions jsonb, reprocess bool, message_id text, event jsonb, metadata jsonb)),
+		cur AS (
+			SELECT uuid, attempt, status_attempt, status FROM photos WHERE uuid = ANY(CAST(@ids AS uuid[]))),
 		moved AS (
-			UPDATE photos p SET attempt = p.attempt + 1, renditions = COALESCE(v.renditions, p.renditions),
+			UPDATE photos p SET attempt = p.attempt + 1,
+			    renditions = CASE WHEN jsonb_array_length(COALESCE(v.renditions, '[]')) > 0 THEN v.renditions ELSE p.renditions END,
 			    status = 'processing', status_attempt = p.attempt + 1, updated_at = now(),
 			    failure_stage = NULL, failure_code = NULL, failure_message = NULL, failure_retryable = NULL,
 			    dead_letter_service = NULL, dead_letter_queue = NULL, dead_letter_reason = NULL, dead_lettered_at = NULL
 			FROM v
-			WHERE p.uuid = v.uuid AND p.attempt = v.attempt AND p.status_attempt = v.status_attempt AND p.status = v.status
-			RETURNING p.uuid)
-		INSERT INTO outbox (topic, message_id, payload, metadata)
-		SELECT v.topic, v.message_id, v.payload, v.metadata FROM v JOIN moved USING (uuid)
-		RETURNING (SELECT v.uuid FROM v WHERE v.message_id = outbox.message_id) AS uuid`, args...).Scan(&moved).Error
+			WHERE p.uuid = ANY(CAST(@ids AS uuid[])) AND p.uuid = v.uuid AND p.attempt = p.status_attempt
+			  AND p.status <> 'processing' AND (p.status <> 'completed' OR v.reprocess)
+			RETURNING p.uuid, p.attempt, p.url, p.original_key, p.filename, p.renditions,
+			    v.message_id, v.event, v.metadata, v.ord),
+		events AS (
+			INSERT INTO outbox (topic, message_id, payload, metadata)
+			SELECT @topic, m.message_id,
+			    convert_to((m.event || jsonb_build_object('attempt', m.attempt, 'renditions', m.renditions)
+			        || jsonb_strip_nulls(jsonb_build_object(
+			            'url', NULLIF(m.url, ''),
+			            'original_key', CASE WHEN m.url = '' THEN NULLIF(m.original_key, '') END,
+			            'filename', NULLIF(m.filename, ''))))::text, 'UTF8'),
+			    m.metadata
+			FROM moved m ORDER BY m.ord)
+		SELECT cur.uuid::text AS uuid, cur.attempt, cur.status_attempt, cur.status, moved.attempt AS moved
+		FROM v JOIN cur USING (uuid) LEFT JOIN moved USING (uuid)
+		ORDER BY v.ord`,
+		map[string]any{"in": string(param), "ids": "{" + strings.Join(ids, ",") + "}", "topic": event.Topic(&event.PhotoRequested{})}).Scan(&found).Error
 	if err != nil {
-		return nil, fmt.Errorf("start attempts: %w", err)
+		return nil, fmt.Errorf("request processing: %w", err)
 	}
-	won := make(map[string]bool, len(moved))
-	for _, m := range moved {
-		won[m.UUID] = true
-	}
-	return won, nil
+	return found, nil
 }
 
 // outcome decides what a processing request does to photo p. A photo

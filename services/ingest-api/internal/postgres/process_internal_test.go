@@ -161,35 +161,47 @@ func TestRequestsForOnePhotoAreNotBatchedTogether(t *testing.T) {
 	require.EqualValues(t, 3, n, "one event per photo")
 }
 
-// TestBatchErrorAnswersEveryRequest: when the database fails a batch,
-// every request in it gets the error, and the queue goes on with the next.
+// TestBatchErrorAnswersOnlyItsRequest: when the database fails a batch's
+// statement, each request of the batch runs again alone, so only the
+// request that caused the failure gets the error, and the queue goes on.
 // (The failure here is an id Postgres refuses, which the service's checks
-// never let through: it stands for any error of the batch's statements.)
-func TestBatchErrorAnswersEveryRequest(t *testing.T) {
-	f := newBatchFixture(t, 2)
+// never let through: it stands for any error of one request's photos.)
+func TestBatchErrorAnswersOnlyItsRequest(t *testing.T) {
+	f := newBatchFixture(t, 3)
 	release, first := f.holdFirstBatch(t)
-	errs := make(chan error, 2)
-	for _, id := range []string{f.photos[1].UUID, "not-a-uuid"} {
-		go func() {
-			_, err := f.r.RequestProcessing(context.Background(), []string{id}, app.ProcessOptions{}, "corr")
-			errs <- err
-		}()
+	type answer struct {
+		res []app.ProcessResult
+		err error
 	}
-	f.waitBusy(t, 2)
+	answers := make([]chan answer, 2)
+	for i, id := range []string{f.photos[1].UUID, "not-a-uuid"} {
+		answers[i] = make(chan answer, 1)
+		go func() {
+			res, err := f.r.RequestProcessing(context.Background(), []string{id}, app.ProcessOptions{}, "corr")
+			answers[i] <- answer{res, err}
+		}()
+		f.waitBusy(t, i+1)
+	}
 	release()
 	<-first
-	for range 2 {
-		require.ErrorContains(t, <-errs, "read photos")
-	}
-	res, err := f.r.RequestProcessing(context.Background(), []string{f.photos[1].UUID}, app.ProcessOptions{}, "corr")
+	a := <-answers[0]
+	require.NoError(t, a.err)
+	require.Equal(t, []app.ProcessResult{{UUID: f.photos[1].UUID, Outcome: app.OutcomeQueued, Attempt: 1}}, a.res)
+	b := <-answers[1]
+	require.ErrorContains(t, b.err, "request processing")
+	require.Nil(t, b.res)
+	require.Equal(t, 2, f.runs(), "the two requests went in one batch")
+
+	res, err := f.r.RequestProcessing(context.Background(), []string{f.photos[2].UUID}, app.ProcessOptions{}, "corr")
 	require.NoError(t, err)
-	require.Equal(t, []app.ProcessResult{{UUID: f.photos[1].UUID, Outcome: app.OutcomeQueued, Attempt: 1}}, res)
+	require.Equal(t, []app.ProcessResult{{UUID: f.photos[2].UUID, Outcome: app.OutcomeQueued, Attempt: 1}}, res)
 	require.Equal(t, 3, f.runs())
 }
 
 // TestBatchErrorAnswersOnlyUndecidedRequests: when the statement that
-// queues a batch's photos fails, the requests it held get the error, and a
-// request of the same batch that needed no write keeps its answer.
+// queues a batch's photos fails on one photo, the request naming it gets
+// the error, and a request of the same batch that needed no write keeps
+// its answer.
 func TestBatchErrorAnswersOnlyUndecidedRequests(t *testing.T) {
 	f := newBatchFixture(t, 3)
 	queuedBefore, failing := f.photos[1].UUID, f.photos[2].UUID

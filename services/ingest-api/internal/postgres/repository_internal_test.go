@@ -3,7 +3,9 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/stretchr/testify/require"
@@ -14,16 +16,16 @@ import (
 	"github.com/photopipe/photopipe/shared/testenv"
 )
 
-// TestStartAttemptsComparesAndSwaps: a photo that changed after it was
-// read is not moved and gets no event; RequestProcessing then decides
-// again on what is stored now.
+// TestStartAttemptsComparesAndSwaps: a photo that changes while the
+// statement that would queue it waits for its row is not moved and gets no
+// event; RequestProcessing then decides again on what is stored now.
 func TestStartAttemptsComparesAndSwaps(t *testing.T) {
 	ctx := context.Background()
 	db, err := database.Open(ctx, database.Config{URL: testenv.Postgres(t), MaxOpenConns: 4, MaxIdleConns: 2, ConnectTimeout: 30e9, Migrate: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = database.Close(db) })
-	notified := 0
-	r := New(db, func() { notified++ })
+	var notified atomic.Int32
+	r := New(db, func() { notified.Add(1) })
 
 	p := database.Photo{URL: "http://example.test/a.jpg", Status: database.StatusPending, Renditions: []string{"thumb"}}
 	require.NoError(t, db.Create(&p).Error)
@@ -38,22 +40,42 @@ func TestStartAttemptsComparesAndSwaps(t *testing.T) {
 		return rows
 	}
 
-	stale := read()
-	// Another request wins the race between this one's read and write.
-	require.NoError(t, db.Exec("UPDATE photos SET attempt = 1 WHERE uuid = ?", p.UUID).Error)
-	won, err := r.startAttempts(ctx, []attemptSwap{{Photo: stale, CorrelationID: "corr-1"}})
-	require.NoError(t, err)
-	require.Empty(t, won)
+	// Another request wins the race: it holds the photo's row, moved to
+	// attempt 1, while this one's statement waits for the row; it commits
+	// once this one is waiting.
+	other := db.Begin()
+	require.NoError(t, other.Error)
+	require.NoError(t, other.Exec("UPDATE photos SET attempt = 1, status_attempt = 1, status = 'processing' WHERE uuid = ?", p.UUID).Error)
+	type answer struct {
+		res []app.ProcessResult
+		err error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		res, err := r.RequestProcessing(ctx, []string{p.UUID}, app.ProcessOptions{}, "corr-1")
+		answered <- answer{res, err}
+	}()
+	require.Eventually(t, func() bool {
+		var waiting int
+		require.NoError(t, db.Raw("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()").Scan(&waiting).Error)
+		return waiting == 1
+	}, 10*time.Second, time.Millisecond, "the statement waits for the row")
+	require.NoError(t, other.Commit().Error)
+	a := <-answered
+	require.NoError(t, a.err)
+	require.Equal(t, []app.ProcessResult{{UUID: p.UUID, Outcome: app.OutcomeAlreadyProcessing, Attempt: 1}}, a.res)
 	require.Empty(t, outbox(), "no event for a photo that changed")
 	require.Equal(t, 1, read().Attempt)
+	require.Zero(t, notified.Load())
 
-	// The recorder finishes attempt 1; a reprocess with new renditions,
-	// from a fresh read, moves the photo to attempt 2, processing it.
+	// The recorder finishes attempt 1; a reprocess with new renditions
+	// moves the photo to attempt 2, processing it.
 	require.NoError(t, db.Exec("UPDATE photos SET status = 'completed', status_attempt = 1, updated_at = now() - interval '1 hour' WHERE uuid = ?", p.UUID).Error)
 	before := read()
-	won, err = r.startAttempts(ctx, []attemptSwap{{Photo: before, Renditions: []string{"small"}, CorrelationID: "corr-2"}})
+	res, err := r.RequestProcessing(ctx, []string{p.UUID}, app.ProcessOptions{Renditions: []string{"small"}, Reprocess: true}, "corr-2")
 	require.NoError(t, err)
-	require.Equal(t, map[string]bool{p.UUID: true}, won)
+	require.Equal(t, []app.ProcessResult{{UUID: p.UUID, Outcome: app.OutcomeQueued, Attempt: 2}}, res)
+	require.EqualValues(t, 1, notified.Load())
 	now := read()
 	require.Equal(t, 2, now.Attempt)
 	require.Equal(t, database.StatusProcessing, now.Status)
@@ -71,17 +93,17 @@ func TestStartAttemptsComparesAndSwaps(t *testing.T) {
 	require.Equal(t, []string{"small"}, e.Renditions)
 	require.Equal(t, p.URL, e.URL)
 
-	// Through RequestProcessing: the attempt just queued is processing
+	// The attempt just queued is processing
 	// (even for a reprocess), an unknown photo is not found, nothing more
 	// is written.
-	res, err := r.RequestProcessing(ctx, []string{p.UUID, "00000000-0000-0000-0000-000000000000"}, app.ProcessOptions{Reprocess: true}, "corr-3")
+	res, err = r.RequestProcessing(ctx, []string{p.UUID, "00000000-0000-0000-0000-000000000000"}, app.ProcessOptions{Reprocess: true}, "corr-3")
 	require.NoError(t, err)
 	require.Equal(t, []app.ProcessResult{
 		{UUID: p.UUID, Outcome: app.OutcomeAlreadyProcessing, Attempt: 2},
 		{UUID: "00000000-0000-0000-0000-000000000000", Outcome: app.OutcomeNotFound},
 	}, res)
 	require.Len(t, outbox(), 1)
-	require.Zero(t, notified)
+	require.EqualValues(t, 1, notified.Load())
 
 	// A row queued before ingest-api marked processing itself: attempt 3
 	// requested, the recorder still at attempt 2. It is reported queued.
@@ -101,7 +123,7 @@ func TestStartAttemptsComparesAndSwaps(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []app.ProcessResult{{UUID: p.UUID, Outcome: app.OutcomeQueued, Attempt: 4}}, res)
 	require.Len(t, outbox(), 2)
-	require.Equal(t, 1, notified)
+	require.EqualValues(t, 2, notified.Load())
 	now = read()
 	require.Equal(t, database.StatusProcessing, now.Status)
 	require.Equal(t, 4, now.Attempt)
