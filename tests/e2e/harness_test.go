@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -14,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -139,23 +137,21 @@ type proc struct {
 	name   string
 	cmd    *exec.Cmd
 	health string
-	mu     sync.Mutex
-	out    bytes.Buffer
-	done   chan struct{}
-	err    error
-}
-
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
+	// log is the file the process writes its output to, itself: not a
+	// pipe that this process would have to read (a goroutine woken for
+	// every line, beside a benchmark's load generator).
+	log  string
+	done chan struct{}
+	err  error
 }
 
 // Output returns what the process printed so far.
 func (p *proc) Output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
+	b, err := os.ReadFile(p.log)
+	if err != nil {
+		return fmt.Sprintf("(output of %s unreadable: %v)", p.name, err)
+	}
+	return string(b)
 }
 
 // CountLines counts output lines containing every one of subs.
@@ -211,6 +207,7 @@ type Env struct {
 	procs    []*proc
 	artifact string
 	store    storage.Backend
+	logs     string // the processes' output files
 }
 
 // NewEnv gives a test its own database, vhost and storage (a directory, or
@@ -246,6 +243,7 @@ func NewEnv(tb testing.TB) *Env {
 		tb.Setenv(k, v)
 	}
 	tb.Logf("storage backend: %s", e.Backend)
+	e.logs = tb.TempDir() // before the cleanup below, which reads them, is registered
 	tb.Cleanup(func() {
 		for i := len(e.procs) - 1; i >= 0; i-- {
 			e.procs[i].Stop(tb)
@@ -334,9 +332,12 @@ func (e *Env) Start(name string, extra ...string) *proc {
 	env = append(env, extra...)
 	cmd := exec.Command(filepath.Join(binDir, name))
 	cmd.Env = env
-	p := &proc{name: name, cmd: cmd, health: health, done: make(chan struct{})}
-	cmd.Stdout = p
-	cmd.Stderr = p
+	out, err := os.CreateTemp(e.logs, name+"-*.log")
+	require.NoError(e.tb, err)
+	defer out.Close() // the process has its own descriptor
+	p := &proc{name: name, cmd: cmd, health: health, log: out.Name(), done: make(chan struct{})}
+	cmd.Stdout = out
+	cmd.Stderr = out
 	require.NoError(e.tb, cmd.Start())
 	go func() { p.err = cmd.Wait(); close(p.done) }()
 	e.procs = append(e.procs, p)
