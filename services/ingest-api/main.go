@@ -107,6 +107,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer pub.Close()
 	relay := outbox.NewRelay(db, log, cfg.OutboxBatch, cfg.Bus.PublishChannels, cfg.OutboxPollInterval)
+	relay.Linger = cfg.OutboxLinger
 	repo := postgres.New(db, relay.Notify)
 	uploads := app.NewUploads(repo, store, cfg.Presets, cfg.MaxPhotosPerCall, cfg.MaxURLLength)
 	svc := app.NewService(repo, store, cfg.Presets, app.Limits{

@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/require"
@@ -126,4 +129,54 @@ func TestRelayKeepsRowsWhenTheBrokerFails(t *testing.T) {
 	var left int64
 	require.NoError(t, db.Model(&database.OutboxMessage{}).Count(&left).Error)
 	require.EqualValues(t, 1, left, "an unpublished row stays for the next round")
+}
+
+// countingPublisher records how many messages each Publish call carried.
+type countingPublisher struct {
+	mu    sync.Mutex
+	calls []int
+}
+
+func (p *countingPublisher) Publish(_ string, msgs ...*message.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, len(msgs))
+	return nil
+}
+
+func (p *countingPublisher) Close() error { return nil }
+
+func (p *countingPublisher) published() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.calls)
+}
+
+// TestRelayLingers: woken, the relay waits Linger before it claims rows,
+// so that rows committed in the meantime go out in the same round.
+func TestRelayLingers(t *testing.T) {
+	db, _ := relayEnv(t)
+	relay := outbox.NewRelay(db, slog.New(slog.DiscardHandler), 200, 8, time.Minute)
+	relay.Linger = 2 * time.Second
+	pub := &countingPublisher{}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	// Woken before it starts: after its first round (nothing to publish)
+	// it lingers, and the rows below are committed while it does.
+	relay.Notify()
+	go func() { done <- relay.Run(ctx, pub) }()
+	t.Cleanup(func() { cancel(); <-done })
+	time.Sleep(300 * time.Millisecond) // the first round is over
+
+	for i := range 3 {
+		require.NoError(t, db.Transaction(func(tx *gorm.DB) error {
+			return outbox.Add(tx, "", &event.PhotoRequested{Header: event.NewHeader(fmt.Sprint("p", i), 1), URL: "http://example.com/a.jpg"})
+		}))
+		relay.Notify()
+		if i == 0 {
+			time.Sleep(200 * time.Millisecond) // time enough to publish a row, well inside Linger
+		}
+	}
+	require.Eventually(t, func() bool { return len(pub.published()) > 0 }, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, []int{3}, pub.published(), "the three rows went out together, in one call")
 }

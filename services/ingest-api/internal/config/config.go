@@ -38,6 +38,7 @@ type Config struct {
 	ShutdownTimeout    time.Duration // SHUTDOWN_TIMEOUT
 	OutboxBatch        int           // OUTBOX_BATCH: events published per relay round
 	OutboxPollInterval time.Duration // OUTBOX_POLL_INTERVAL: how often the relay looks without being woken
+	OutboxLinger       time.Duration // OUTBOX_LINGER: how long the relay waits, once woken, for more rows
 
 	// Security (README "Security").
 	AppEnv           string   // APP_ENV: "development" or "production" (refuses AUTH_DISABLED)
@@ -76,6 +77,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ShutdownTimeout:    r.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
 		OutboxBatch:        r.Int("OUTBOX_BATCH", 200),
 		OutboxPollInterval: r.Duration("OUTBOX_POLL_INTERVAL", time.Second),
+		OutboxLinger:       r.Duration("OUTBOX_LINGER", 10*time.Millisecond),
 		AppEnv:             r.String("APP_ENV", "development"),
 		APIKeys:            r.List("API_KEYS", nil),
 		AdminAPIKeys:       r.List("ADMIN_API_KEYS", nil),
@@ -118,6 +120,9 @@ func (c Config) Validate() error {
 	}
 	if c.OutboxBatch < 1 || c.OutboxPollInterval <= 0 {
 		errs = append(errs, errors.New("OUTBOX_BATCH, OUTBOX_POLL_INTERVAL: must be positive"))
+	}
+	if c.OutboxLinger < 0 || c.OutboxLinger > c.OutboxPollInterval {
+		errs = append(errs, errors.New("OUTBOX_LINGER: must be between 0 and OUTBOX_POLL_INTERVAL"))
 	}
 	return errors.Join(append(errs, c.validateSecurity()...)...)
 }
