@@ -16,9 +16,10 @@ import (
 // Local is a Store in a directory. All access goes through os.Root, so no
 // key, symlink or ".." can reach outside the directory.
 //
-// Originals are not kept in the page cache unless CacheOriginals is set:
-// Put drops an original's pages once they are on disk, and closing an
-// opened original drops what was read. An original is written once and
+// Originals of UncachedMin bytes or more are not kept in the page cache
+// unless CacheOriginals is set: Put drops an original's pages once they
+// are on disk, and closing an opened original drops what was read. An
+// original is written once and
 // read once soon after (the resizer; Prefetch brings it back in while the
 // resizer waits for a rendering slot), so caching it would only push out
 // what is read often (renditions, the database's files), and a burst of
@@ -33,6 +34,11 @@ type Local struct {
 }
 
 var _ Prefetcher = (*Local)(nil)
+
+// UncachedMin is the size from which Local keeps an original out of the
+// page cache. A smaller one holds little memory, and the system calls
+// that would drop it and read it back ahead cost more than they save.
+const UncachedMin = 1 << 20
 
 var _ Store = (*Local)(nil)
 
@@ -79,7 +85,7 @@ func (l *Local) put(ctx context.Context, key string, r io.Reader, buf []byte) (i
 	if err == nil {
 		err = f.Sync()
 	}
-	if err == nil && l.dropsCache(key) {
+	if err == nil && l.dropsCache(key, n) {
 		dropCached(f) // clean now that it is synced
 	}
 	if cerr := f.Close(); err == nil {
@@ -121,7 +127,7 @@ func (l *Local) Open(_ context.Context, key string) (Object, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("open %s: %w", key, ErrNotFound)
 	}
-	drop := l.dropsCache(key)
+	drop := l.dropsCache(key, st.Size())
 	if drop {
 		readSequentially(f)
 	}
@@ -144,8 +150,11 @@ func (l *Local) Prefetch(_ context.Context, key string) {
 	_ = f.Close()
 }
 
-// dropsCache reports whether the file at key is kept out of the page cache.
-func (l *Local) dropsCache(key string) bool { return !l.CacheOriginals && IsOriginalKey(key) }
+// dropsCache reports whether the file at key, of size bytes, is kept out
+// of the page cache.
+func (l *Local) dropsCache(key string, size int64) bool {
+	return !l.CacheOriginals && size >= UncachedMin && IsOriginalKey(key)
+}
 
 // Delete removes the file at key.
 func (l *Local) Delete(_ context.Context, key string) error {

@@ -53,12 +53,12 @@ func pageCacheStore(t *testing.T) (*Local, string) {
 	return l, dir
 }
 
-const pageCacheTestSize = 1 << 20 // 256 pages of 4 KiB
+const pageCacheTestSize = UncachedMin + 1000 // 257 pages of 4 KiB
 
 func TestLocalKeepsOriginalsOutOfThePageCache(t *testing.T) {
 	t.Parallel()
 	l, dir := pageCacheStore(t)
-	data := bytes.Repeat([]byte("photopipe"), pageCacheTestSize/9)
+	data := bytes.Repeat([]byte("photopipe"), pageCacheTestSize/9+1)
 	pages := (len(data) + os.Getpagesize() - 1) / os.Getpagesize()
 	ctx := t.Context()
 
@@ -87,6 +87,12 @@ func TestLocalKeepsOriginalsOutOfThePageCache(t *testing.T) {
 	require.Eventually(t, func() bool { return residentPages(t, filepath.Join(dir, orig)) == pages },
 		5*time.Second, 10*time.Millisecond, "Prefetch did not bring the original into the cache")
 
+	// A small original stays cached: dropping it would save little.
+	small := OriginalKey("p3", "small.jpg")
+	_, err = l.Put(ctx, small, bytes.NewReader(data[:UncachedMin-1]))
+	require.NoError(t, err)
+	require.Equal(t, UncachedMin/os.Getpagesize(), residentPages(t, filepath.Join(dir, small)))
+
 	// Prefetch of what is not there, or may not be named, does nothing.
 	l.Prefetch(ctx, OriginalKey("p2", "missing.jpg"))
 	l.Prefetch(ctx, "../outside")
@@ -105,5 +111,5 @@ func TestLocalCacheOriginals(t *testing.T) {
 	_, err = io.Copy(io.Discard, obj)
 	require.NoError(t, err)
 	require.NoError(t, obj.Close())
-	require.Equal(t, pageCacheTestSize/os.Getpagesize(), residentPages(t, filepath.Join(dir, orig)))
+	require.Equal(t, (pageCacheTestSize+os.Getpagesize()-1)/os.Getpagesize(), residentPages(t, filepath.Join(dir, orig)))
 }

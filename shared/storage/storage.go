@@ -107,7 +107,8 @@ func OriginalKey(photoID, filename string) string {
 func IsOriginalKey(key string) bool { return strings.HasPrefix(key, "originals/") }
 
 // Prefetcher is implemented by stores that can start bringing a file into
-// memory before it is read (Local); callers check for it with a type
+// memory before it is read (Local, for originals of UncachedMin bytes or
+// more: smaller ones stay in memory); callers check for it with a type
 // assertion. Prefetch is a hint: it reports nothing, and what it cannot do
 // it leaves undone.
 type Prefetcher interface {

@@ -128,6 +128,7 @@ func TestConcurrencyPrefetchesWhileWaiting(t *testing.T) {
 	r := New(prefetchingStore{Store: f.store, prefetched: prefetched}, f.pub, slog.New(slog.DiscardHandler),
 		rendition.DefaultPresets(), testLimits).WithConcurrency(1)
 	e := f.put(t, "waiter", jpegOf(t, 40, 30))
+	e.Bytes = storage.UncachedMin                                // as large as the originals a store keeps out of memory
 	require.NoError(t, r.slots.Acquire(context.Background(), 1)) // every slot taken
 	done := make(chan error, 1)
 	go func() { done <- r.Handle(context.Background(), e) }()
@@ -140,4 +141,9 @@ func TestConcurrencyPrefetchesWhileWaiting(t *testing.T) {
 	r.slots.Release(1)
 	require.NoError(t, <-done)
 	f.created(t, e)
+
+	// A small original is not prefetched: it stays in memory anyway.
+	small := f.put(t, "small", jpegOf(t, 40, 30))
+	require.NoError(t, r.Handle(context.Background(), small))
+	require.Empty(t, prefetched)
 }

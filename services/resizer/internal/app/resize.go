@@ -77,10 +77,10 @@ func (r *Resizer) Handle(ctx context.Context, e *event.PhotoDownloaded) error {
 }
 
 func (r *Resizer) render(ctx context.Context, e *event.PhotoDownloaded) (*event.ThumbnailCreated, error) {
-	// A store that keeps originals on disk reads this one back into memory
-	// while the photo waits for its slot, so that the slot's CPU decodes
-	// instead of waiting for the disk.
-	if p, ok := r.store.(storage.Prefetcher); ok {
+	// A store that keeps large originals on disk reads this one back into
+	// memory while the photo waits for its slot, so that the slot's CPU
+	// decodes instead of waiting for the disk.
+	if p, ok := r.store.(storage.Prefetcher); ok && e.Bytes >= storage.UncachedMin {
 		p.Prefetch(ctx, e.OriginalKey)
 	}
 	slot, err := r.acquire(ctx)
