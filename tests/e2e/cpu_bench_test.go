@@ -22,6 +22,9 @@ func readCPU(env *Env) cpuUse {
 		if p.cmd.Process != nil {
 			use[p.name] += procTicks(p.cmd.Process.Pid)
 		}
+		if p.collect.Process != nil {
+			use["logs"] += procTicks(p.collect.Process.Pid) // log collection, as a container runtime's
+		}
 	}
 	use["bench"] = procTicks(os.Getpid()) // the test itself: image server, load generator
 	dirs, _ := filepath.Glob("/proc/[0-9]*")

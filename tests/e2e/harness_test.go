@@ -137,12 +137,11 @@ type proc struct {
 	name   string
 	cmd    *exec.Cmd
 	health string
-	// log is the file the process writes its output to, itself: not a
-	// pipe that this process would have to read (a goroutine woken for
-	// every line, beside a benchmark's load generator).
-	log  string
-	done chan struct{}
-	err  error
+	// collect copies the process's output to the file log.
+	collect *exec.Cmd
+	log     string
+	done    chan struct{}
+	err     error
 }
 
 // Output returns what the process printed so far.
@@ -332,14 +331,33 @@ func (e *Env) Start(name string, extra ...string) *proc {
 	env = append(env, extra...)
 	cmd := exec.Command(filepath.Join(binDir, name))
 	cmd.Env = env
+	// The output goes through a pipe, as a container runtime takes it, to
+	// a process of its own (cat) that writes it to a file: not to this
+	// process, whose benchmarks' load generator would share its cores
+	// with a goroutine woken for every line.
 	out, err := os.CreateTemp(e.logs, name+"-*.log")
 	require.NoError(e.tb, err)
-	defer out.Close() // the process has its own descriptor
-	p := &proc{name: name, cmd: cmd, health: health, log: out.Name(), done: make(chan struct{})}
-	cmd.Stdout = out
-	cmd.Stderr = out
-	require.NoError(e.tb, cmd.Start())
-	go func() { p.err = cmd.Wait(); close(p.done) }()
+	defer out.Close() // the children have their own descriptors
+	pr, pw, err := os.Pipe()
+	require.NoError(e.tb, err)
+	defer pr.Close()
+	defer pw.Close()
+	collect := exec.Command("cat")
+	collect.Stdin, collect.Stdout = pr, out
+	require.NoError(e.tb, collect.Start())
+	p := &proc{name: name, cmd: cmd, collect: collect, health: health, log: out.Name(), done: make(chan struct{})}
+	cmd.Stdout = pw
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		_ = collect.Process.Kill()
+		_ = collect.Wait()
+		e.tb.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		_ = collect.Wait() // the rest of the output is in the file
+		close(p.done)
+	}()
 	e.procs = append(e.procs, p)
 	e.WaitReady(p)
 	return p
