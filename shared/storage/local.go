@@ -25,7 +25,8 @@ import (
 // what is read often (renditions, the database's files), and a burst of
 // large downloads would fill memory with them. On the development VM
 // (where memory the kernel has not used yet is expensive to touch) this
-// cut the downloader's CPU per 18 MP photo from 22 to 8 ms.
+// cut the downloader's CPU per 18 MP photo from about 20 to 8-11 ms; the
+// resizer's read from disk takes some of that back in some runs.
 type Local struct {
 	root *os.Root
 	// CacheOriginals leaves originals in the page cache like any other

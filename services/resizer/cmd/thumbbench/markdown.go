@@ -86,8 +86,9 @@ func markdown(rep *Report) string {
 		fmt.Fprintf(&b, "From %s. EndToEnd*: photos sent at once (1,000 tiny 64x48, 1,000 small 640x480, 200 large: the corpus's largest photo), "+
 			"latency from request to completed, so it includes the queue of the burst; Large also renders the same photo in process "+
 			"(thumbbench, one goroutine per core) and reports the pipeline's overhead over that. IngestAPILoad: open-loop load at a fixed "+
-			"rate (latency from each request's scheduled time), GET /photos/{id} then POST /photos/process, ingest-api alone with Postgres and RabbitMQ, "+
-			"the load generator on the same 2 cores. A benchmark with a runs figure ran that many times; each of its figures is the median.\n\n| benchmark | metrics |\n|---|---|\n", rep.E2EFrom)
+			"rate (latency from each request's scheduled time), GET /photos/{id} then POST /photos/process, each measured after a second at the same rate, "+
+			"ingest-api alone with Postgres and RabbitMQ, the load generator on the same 2 cores. cpu-ms/...-logs is the log collectors' "+
+			"(each service's output goes through a pipe to a process of its own, as with a container runtime). A benchmark with a runs figure ran that many times; each of its figures is the median.\n\n| benchmark | metrics |\n|---|---|\n", rep.E2EFrom)
 		names := make([]string, 0, len(rep.E2E))
 		for n := range rep.E2E {
 			names = append(names, n)
