@@ -68,13 +68,9 @@ func TestPermanent(t *testing.T) {
 // or found false when it does not exist.
 func inspectQueue(t *testing.T, url, queue string) (q amqp091.Queue, found bool) {
 	t.Helper()
-	conn, err := amqp091.Dial(url)
-	require.NoError(t, err)
-	defer conn.Close()
-	ch, err := conn.Channel()
-	require.NoError(t, err)
+	ch := testenv.AMQPChannel(t, url)
 	defer ch.Close()
-	q, err = ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
 	var amqpErr *amqp091.Error
 	if errors.As(err, &amqpErr) && amqpErr.Code == amqp091.NotFound {
 		return q, false
@@ -129,11 +125,7 @@ func TestDeclareDeletesObsoleteQueuesOnceUnused(t *testing.T) {
 	require.Len(t, bus.ObsoleteQueues, 2)
 	require.NoError(t, cfg.Declare(ctx), "nothing to delete is fine")
 
-	conn, err := amqp091.Dial(cfg.URL)
-	require.NoError(t, err)
-	defer conn.Close()
-	ch, err := conn.Channel()
-	require.NoError(t, err)
+	ch := testenv.AMQPChannel(t, cfg.URL)
 	for _, q := range bus.ObsoleteQueues {
 		_, err := ch.QueueDeclare(q, true, false, false, false, amqp091.Table{"x-queue-type": "quorum"})
 		require.NoError(t, err)
@@ -194,11 +186,7 @@ type deadLetter struct {
 
 func getDeadLetter(t *testing.T, url, service string) deadLetter {
 	t.Helper()
-	conn, err := amqp091.Dial(url)
-	require.NoError(t, err)
-	defer conn.Close()
-	ch, err := conn.Channel()
-	require.NoError(t, err)
+	ch := testenv.AMQPChannel(t, url)
 	defer ch.Close()
 	var got deadLetter
 	require.Eventually(t, func() bool {

@@ -48,11 +48,7 @@ func relayEnv(t *testing.T) (*gorm.DB, bus.Config) {
 // drain takes every message waiting in queue and returns them.
 func drain(t *testing.T, url, queue string) []amqp091.Delivery {
 	t.Helper()
-	conn, err := amqp091.Dial(url)
-	require.NoError(t, err)
-	defer conn.Close()
-	ch, err := conn.Channel()
-	require.NoError(t, err)
+	ch := testenv.AMQPChannel(t, url)
 	var out []amqp091.Delivery
 	for {
 		d, ok, err := ch.Get(queue, true)

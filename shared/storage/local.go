@@ -19,13 +19,13 @@ import (
 // Originals of UncachedMin bytes or more are not kept in the page cache
 // unless CacheOriginals is set: Put drops an original's pages once they
 // are on disk, and closing an opened original drops what was read. An
-// original is written once and
-// read once soon after (the resizer; Prefetch brings it back in while the
-// resizer waits for a rendering slot), so caching it would only push out
-// what is read often (renditions, the database's files), and a burst of
-// large downloads would fill memory with them. On the development VM
-// (where memory the kernel has not used yet is expensive to touch) this
-// cut the downloader's CPU per 18 MP photo from about 20 to 8-11 ms; the
+// original is written once and read once soon after (the resizer;
+// Prefetch brings it back in while the resizer waits for a rendering
+// slot), so caching it would only push out what is read often
+// (renditions, the database's files), and a burst of large downloads
+// would fill memory with them. On the development VM (where memory the
+// kernel has not used yet is expensive to touch) this cut the
+// downloader's CPU per 18 MP photo from about 20 to 8-11 ms; the
 // resizer's read from disk takes some of that back in some runs.
 type Local struct {
 	root *os.Root

@@ -115,6 +115,23 @@ func RabbitMQ(tb testing.TB) string {
 	return VhostURL(amqpAdminURL, vhost)
 }
 
+// AMQPChannel opens a connection to the broker at url and a channel on it,
+// for a test to look at queues directly; the connection is closed when the
+// test ends.
+func AMQPChannel(tb testing.TB, url string) *amqp091.Channel {
+	tb.Helper()
+	conn, err := amqp091.Dial(url)
+	if err != nil {
+		tb.Fatalf("connect to %s: %v", url, err)
+	}
+	tb.Cleanup(func() { _ = conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		tb.Fatalf("open a channel: %v", err)
+	}
+	return ch
+}
+
 // VhostURL returns base with its virtual host replaced by vhost.
 func VhostURL(base, vhost string) string {
 	u, err := url.Parse(base)

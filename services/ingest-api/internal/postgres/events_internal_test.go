@@ -11,7 +11,6 @@ import (
 	"github.com/photopipe/photopipe/services/ingest-api/internal/app"
 	"github.com/photopipe/photopipe/shared/database"
 	"github.com/photopipe/photopipe/shared/event"
-	"github.com/photopipe/photopipe/shared/testenv"
 )
 
 // TestStartAttemptsEvents: the PhotoRequested that the statement of POST
@@ -20,9 +19,7 @@ import (
 // request, field for field, whatever the photo holds.
 func TestStartAttemptsEvents(t *testing.T) {
 	ctx := context.Background()
-	db, err := database.Open(ctx, database.Config{URL: testenv.Postgres(t), MaxOpenConns: 4, MaxIdleConns: 2, ConnectTimeout: 30 * time.Second, Migrate: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = database.Close(db) })
+	db := mustOpenDB(t, 4)
 	r := New(db, func() {})
 	key := "originals/x/scan <1> & \"2\".pdf"
 	cases := []struct {

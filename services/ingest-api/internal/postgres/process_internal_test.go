@@ -13,7 +13,6 @@ import (
 
 	"github.com/photopipe/photopipe/services/ingest-api/internal/app"
 	"github.com/photopipe/photopipe/shared/database"
-	"github.com/photopipe/photopipe/shared/testenv"
 )
 
 // batchFixture is a repository on its own database with n pending photos.
@@ -26,10 +25,7 @@ type batchFixture struct {
 
 func newBatchFixture(t *testing.T, n int) *batchFixture {
 	t.Helper()
-	ctx := context.Background()
-	db, err := database.Open(ctx, database.Config{URL: testenv.Postgres(t), MaxOpenConns: 8, MaxIdleConns: 8, ConnectTimeout: 30 * time.Second, Migrate: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = database.Close(db) })
+	db := mustOpenDB(t, 8)
 	f := &batchFixture{db: db, r: New(db, func() {})}
 	for range n {
 		p := database.Photo{URL: "http://example.test/a.jpg", Status: database.StatusPending, Renditions: []string{"thumb"}}

@@ -13,7 +13,6 @@ import (
 	"github.com/photopipe/photopipe/services/ingest-api/internal/app"
 	"github.com/photopipe/photopipe/shared/database"
 	"github.com/photopipe/photopipe/shared/event"
-	"github.com/photopipe/photopipe/shared/testenv"
 )
 
 // TestStartAttemptsComparesAndSwaps: a photo that changes while the
@@ -21,9 +20,7 @@ import (
 // event; RequestProcessing then decides again on what is stored now.
 func TestStartAttemptsComparesAndSwaps(t *testing.T) {
 	ctx := context.Background()
-	db, err := database.Open(ctx, database.Config{URL: testenv.Postgres(t), MaxOpenConns: 4, MaxIdleConns: 2, ConnectTimeout: 30e9, Migrate: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = database.Close(db) })
+	db := mustOpenDB(t, 4)
 	var notified atomic.Int32
 	r := New(db, func() { notified.Add(1) })
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -13,7 +12,6 @@ import (
 	"github.com/photopipe/photopipe/services/ingest-api/internal/app"
 	"github.com/photopipe/photopipe/shared/database"
 	"github.com/photopipe/photopipe/shared/event"
-	"github.com/photopipe/photopipe/shared/testenv"
 )
 
 // TestRequestedPhotosAreProcessing: every write of a PhotoRequested (a
@@ -22,9 +20,7 @@ import (
 // written without a request stay pending at attempt 0.
 func TestRequestedPhotosAreProcessing(t *testing.T) {
 	ctx := context.Background()
-	db, err := database.Open(ctx, database.Config{URL: testenv.Postgres(t), MaxOpenConns: 4, MaxIdleConns: 2, ConnectTimeout: 30 * time.Second, Migrate: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = database.Close(db) })
+	db := mustOpenDB(t, 4)
 	r := New(db, func() {})
 
 	type state struct {
