@@ -88,10 +88,18 @@ func completeMany(tx *gorm.DB, ops []*op) ([]final, error) {
 		byPhoto[d.UUID] = d
 	}
 	var renditions []database.Thumbnail
+	var later []string // completing a later attempt: earlier renditions go
 	for _, o := range ops {
 		if _, ok := byPhoto[o.photo]; ok {
-			renditions = append(renditions, renditionRows(o.ev.(*event.ThumbnailCreated))...)
+			e := o.ev.(*event.ThumbnailCreated)
+			renditions = append(renditions, renditionRows(e)...)
+			if e.Attempt > 1 {
+				later = append(later, o.photo)
+			}
 		}
+	}
+	if err := dropRenditions(tx, later); err != nil {
+		return nil, err
 	}
 	if err := writeRenditions(tx, renditions); err != nil {
 		return nil, err

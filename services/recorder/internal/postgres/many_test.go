@@ -51,6 +51,9 @@ func newFixture(t *testing.T, db *gorm.DB) fixture {
 		mk(database.Photo{Status: database.StatusProcessing, Attempt: 1, StatusAttempt: 1, CallbackURL: ptr("https://hooks.example.test/p")}),
 		mk(database.Photo{Status: database.StatusProcessing, Attempt: 2, StatusAttempt: 2}),
 	}
+	// The last photo is at its second attempt, with attempt 1's rendition.
+	require.NoError(t, db.Create(&database.Thumbnail{PhotoUUID: f.ids[len(f.ids)-1], Rendition: "thumb",
+		Width: 320, Height: 160, URL: "thumbnails/x/earlier-thumb.jpg", Format: "jpeg", Bytes: 1}).Error)
 	f.next = mk(database.Photo{Status: database.StatusPending, JobUUID: &job.UUID, GroupKey: ptr("S"), GroupSeq: ptr(1)})
 	return f
 }
@@ -139,8 +142,9 @@ func TestManyEqualsOne(t *testing.T) {
 	many := New(db, func() {}, func() {}, WithBatch(64))
 	type event_ = func(r *Repository, id, header string) (bool, error) // header: the id as the event spells it
 	for _, tc := range []struct {
-		name string
-		ev   event_
+		name   string
+		ev     event_
+		second bool // of attempt 2
 	}{
 		{"ThumbnailCreated", func(r *Repository, id, header string) (bool, error) {
 			return r.Complete(ctx, &event.ThumbnailCreated{Header: event.NewHeader(header, 1), Width: 1000, Height: 500, Pages: 1,
@@ -149,10 +153,11 @@ func TestManyEqualsOne(t *testing.T) {
 					{Name: "thumb", Key: "thumbnails/" + id + "/thumb.jpg", Width: 320, Height: 160, Format: "jpeg", Bytes: 123},
 					{Name: "small", Key: "thumbnails/" + id + "/small.jpg", Width: 128, Height: 64, Format: "jpeg", Bytes: 45},
 				}})
-		}},
+		}, false},
 		{"ThumbnailCreated of attempt 2", func(r *Repository, id, header string) (bool, error) {
-			return r.Complete(ctx, &event.ThumbnailCreated{Header: event.NewHeader(header, 2), Width: 10, Height: 5, Pages: 1})
-		}},
+			return r.Complete(ctx, &event.ThumbnailCreated{Header: event.NewHeader(header, 2), Width: 10, Height: 5, Pages: 1,
+				Renditions: []event.Rendition{{Name: "square100", Key: "thumbnails/" + id + "/square100.jpg", Width: 100, Height: 100, Format: "jpeg", Bytes: 9}}})
+		}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := newFixture(t, db), newFixture(t, db)
@@ -171,7 +176,13 @@ func TestManyEqualsOne(t *testing.T) {
 				calls = append(calls, func() (bool, error) { return tc.ev(many, id, header) })
 			}
 			require.Equal(t, wantApplied, inOneBatch(t, many, calls))
-			require.Equal(t, a.state(t, db), b.state(t, db))
+			state := b.state(t, db)
+			require.Equal(t, a.state(t, db), state)
+			if tc.second {
+				require.NotContains(t, state, "earlier-thumb", "a later attempt's renditions replace the earlier ones")
+			} else {
+				require.Contains(t, state, "earlier-thumb", "an event of an earlier attempt leaves them")
+			}
 		})
 	}
 }

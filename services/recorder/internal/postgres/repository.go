@@ -148,8 +148,9 @@ func advancesAt(attempt, rank string) string {
 var advances = advancesAt("@attempt", "@rank")
 
 // Complete writes the renditions and marks the photo completed in one
-// transaction. Rows are unique per (photo, rendition, page); a newer
-// attempt replaces them.
+// transaction. Rows are unique per (photo, rendition, page); a later
+// attempt's renditions replace all of the earlier ones (a reprocess may
+// ask for other renditions: the photo then lists only those).
 func (r *Repository) Complete(ctx context.Context, e *event.ThumbnailCreated) (bool, error) {
 	return r.apply(ctx, e.PhotoID, r.completion, e, func(tx *gorm.DB) (final, error) {
 		var row finalRow
@@ -173,6 +174,11 @@ func (r *Repository) Complete(ctx context.Context, e *event.ThumbnailCreated) (b
 		}
 		if res.RowsAffected == 0 {
 			return final{}, nil
+		}
+		if e.Attempt > 1 {
+			if err := dropRenditions(tx, []string{e.PhotoID}); err != nil {
+				return final{}, err
+			}
 		}
 		if err := writeRenditions(tx, renditionRows(e)); err != nil {
 			return final{}, err
@@ -199,6 +205,21 @@ func renditionRows(e *event.ThumbnailCreated) []database.Thumbnail {
 // ten parameters a row stay below Postgres's 65,535 (a batch of completed
 // PDFs has hundreds of pages each).
 const renditionsPerInsert = 1000
+
+// dropRenditions deletes the rendition rows of photos that are completing
+// a later attempt, whose renditions replace them. (A first attempt has
+// none: callers skip it, so the usual completion pays nothing for this.)
+// The files stay in storage; a rendition made again overwrites its file.
+func dropRenditions(tx *gorm.DB, photoIDs []string) error {
+	if len(photoIDs) == 0 {
+		return nil
+	}
+	if err := tx.Exec(`DELETE FROM photo_thumbnails WHERE photo_uuid IN @ids`,
+		map[string]any{"ids": photoIDs}).Error; err != nil {
+		return fmt.Errorf("drop earlier renditions: %w", err)
+	}
+	return nil
+}
 
 func writeRenditions(tx *gorm.DB, rows []database.Thumbnail) error {
 	if len(rows) == 0 {
