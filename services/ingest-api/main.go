@@ -151,7 +151,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	ginhttp.NewHandler(svc, log, cfg.MaxBodyBytes).WithUploads(uploads, cfg.MaxUploadBytes).WithAuth(auth, limiter).Routes(engine,
 		func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) },
 		gin.WrapH(ready))
-	ginhttp.NewAdminHandler(deadletter.New(cfg.Bus), log).Routes(engine)
+	dl := deadletter.New(cfg.Bus)
+	dl.Discarding = repo.EndDiscarded
+	ginhttp.NewAdminHandler(dl, log).Routes(engine)
 	var stores app.StoreMaster
 	if cfg.StoreMasterCSV != "" {
 		s, err := storemaster.Load(cfg.StoreMasterCSV)

@@ -39,7 +39,7 @@ func (c Config) deadLetter(service string, pub message.Publisher, log *slog.Logg
 			dl := msg.Copy()
 			dl.Metadata.Set(ReasonKey, err.Error())
 			dl.Metadata.Set(TopicKey, message.SubscribeTopicFromCtx(ctx))
-			dl.Metadata.Set(HandlerKey, message.HandlerNameFromCtx(ctx))
+			dl.Metadata.Set(HandlerKey, handlerBase(message.HandlerNameFromCtx(ctx)))
 			dl.Metadata.Set(DeadLetteredAtKey, time.Now().UTC().Format(time.RFC3339Nano))
 			delete(dl.Metadata, deliveryCountKey)
 			if perr := publishPatiently(ctx, pub, topic, dl); perr != nil {

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -41,13 +42,20 @@ type Summary struct {
 	Service string `json:"service"`
 	Queue   string `json:"queue"`
 	Count   int    `json:"count"`
-	// Reasons counts the messages by reason.
+	// Reasons counts the messages by reason, with the ids in them (photo
+	// ids, storage keys) written as "<id>", so that one cause is counted
+	// once however many photos it hit.
 	Reasons map[string]int `json:"reasons"`
 }
 
 // Admin works on the dead-letter queues of one broker (virtual host).
 type Admin struct {
 	cfg bus.Config
+	// Discarding, when set, is called with the dead letters a discard
+	// chose, before they are dropped; when it fails, none is dropped. The
+	// ingest-api ends their photos' attempts there, so that no photo waits
+	// for a message that is gone.
+	Discarding func(ctx context.Context, service string, entries []Entry) error
 }
 
 // New returns an Admin for the broker of cfg.
@@ -177,7 +185,7 @@ func (a *Admin) List(ctx context.Context, service string, offset, limit, sample 
 	entries := make([]Entry, 0, len(s.msgs))
 	for _, d := range s.msgs {
 		e := entry(d)
-		sum.Reasons[e.Reason]++
+		sum.Reasons[reasonKind(e.Reason)]++
 		entries = append(entries, e)
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].DeadLetteredAt.Before(entries[j].DeadLetteredAt) })
@@ -189,6 +197,15 @@ func (a *Admin) List(ctx context.Context, service string, offset, limit, sample 
 		entries = entries[:limit]
 	}
 	return sum, entries, nil
+}
+
+// uuidPattern matches a UUID in any case.
+var uuidPattern = regexp.MustCompile(`[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`)
+
+// reasonKind is a reason with its UUIDs (photo ids, and the storage keys
+// and URLs made of them) written as "<id>".
+func reasonKind(reason string) string {
+	return uuidPattern.ReplaceAllLiteralString(reason, "<id>")
 }
 
 // Selection chooses dead letters by message id or photo id; an empty
@@ -251,11 +268,20 @@ func (a *Admin) settle(ctx context.Context, service string, sel Selection, repla
 			return res, fmt.Errorf("confirm mode: %w", err)
 		}
 	}
+	var chosen []amqp091.Delivery
+	var entries []Entry
 	for _, d := range s.msgs {
-		e := entry(d)
-		if !sel.matches(e) {
-			continue
+		if e := entry(d); sel.matches(e) {
+			chosen, entries = append(chosen, d), append(entries, e)
 		}
+	}
+	if !replay && len(entries) > 0 && a.Discarding != nil {
+		if err := a.Discarding(ctx, service, entries); err != nil {
+			return res, fmt.Errorf("%w: %w", ErrDiscarding, err)
+		}
+	}
+	for i, d := range chosen {
+		e := entries[i]
 		if replay {
 			if err := republish(ctx, s.ch, d, e.Queue); err != nil {
 				res.Failed = append(res.Failed, fmt.Sprintf("%s: %v", e.MessageID, err))
@@ -271,6 +297,9 @@ func (a *Admin) settle(ctx context.Context, service string, sel Selection, repla
 	}
 	return res, nil
 }
+
+// ErrDiscarding wraps the error of Admin.Discarding: nothing was dropped.
+var ErrDiscarding = errors.New("discard: the photos' attempts could not be ended, nothing was dropped")
 
 func republish(ctx context.Context, ch *amqp091.Channel, d amqp091.Delivery, queue string) error {
 	if queue == "" {

@@ -21,3 +21,13 @@ func TestReplayRefusesObsoleteQueues(t *testing.T) {
 	}
 	require.ErrorContains(t, republish(context.Background(), nil, amqp091.Delivery{}, ""), "which queue")
 }
+
+// TestReasonKind: the ids in a reason (photo ids, and the keys and URLs
+// made of them) do not split one cause into as many reasons as photos.
+func TestReasonKind(t *testing.T) {
+	a := "store rendition thumbnails/0b4c7a52-6d0e-4a8e-9a43-2f3d2f1c9b11/thumb.jpg: not a directory"
+	b := "store rendition thumbnails/5F0F3C1E-2B7E-4D8B-9C8E-1F2E3D4C5B6A/thumb.jpg: not a directory"
+	require.Equal(t, "store rendition thumbnails/<id>/thumb.jpg: not a directory", reasonKind(a))
+	require.Equal(t, reasonKind(a), reasonKind(b))
+	require.Equal(t, "rejected by the broker", reasonKind("rejected by the broker"))
+}

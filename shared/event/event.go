@@ -101,6 +101,7 @@ type ThumbnailCreated struct {
 const (
 	StageDownload = "download"
 	StageResize   = "resize"
+	StageRecord   = "record" // only for CodeDiscarded: the recorder's dead letter was discarded
 )
 
 // Stable failure codes. Clients match on these, so they never change.
@@ -116,6 +117,9 @@ const (
 	CodeBlockedAddress     = "blocked_address"
 	CodeUnknownRendition   = "unknown_rendition"
 	CodePageLimit          = "page_limit" // a PDF with more pages than the resizer's PDF_MAX_PAGES
+	// An operator discarded the dead letter the attempt waited for
+	// (ingest-api's /admin/dead-letters/{service}/discard).
+	CodeDiscarded = "discarded"
 )
 
 // PhotoFailed says processing of the photo stopped for good at Stage.

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ type dlList struct {
 		PhotoID        string `json:"photo_id"`
 		CorrelationID  string `json:"correlation_id"`
 		Queue          string `json:"queue"`
+		Handler        string `json:"handler"`
 		Reason         string `json:"reason"`
 		DeadLetteredAt string `json:"dead_lettered_at"`
 	}
@@ -71,9 +73,19 @@ func TestDeadLetterAndReplay(t *testing.T) {
 		assert.Len(c, list.Entries, len(ids))
 	}, 60*time.Second, 200*time.Millisecond)
 	assert.Equal(t, len(ids), list.Summary.Count)
+	// One cause, however many photos (the reasons name their keys).
+	assert.Len(t, list.Summary.Reasons, 1, "%v", list.Summary.Reasons)
+	for reason, n := range list.Summary.Reasons {
+		assert.Equal(t, len(ids), n)
+		assert.Contains(t, reason, "<id>")
+		for _, id := range ids {
+			assert.NotContains(t, reason, id)
+		}
+	}
 	for _, e := range list.Entries {
 		assert.Contains(t, ids, e.PhotoID)
 		assert.Equal(t, "PhotoDownloaded_resizer", e.Queue)
+		assert.Equal(t, "resizer.render", e.Handler, "the handler's name, as metrics give it")
 		assert.Contains(t, e.Reason, "store rendition") // the storage refused the write (local or S3)
 		assert.NotEmpty(t, e.CorrelationID)
 		assert.NotEmpty(t, e.DeadLetteredAt)
@@ -107,6 +119,8 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, Call(t, http.MethodGet, api+"/admin/dead-letters/nobody", nil, nil))
 	assert.Equal(t, http.StatusBadRequest, Call(t, http.MethodPost, api+"/admin/dead-letters/resizer/replay", map[string]any{}, nil))
 	assert.Equal(t, http.StatusBadRequest, Call(t, http.MethodPost, api+"/admin/dead-letters/resizer/replay", "{", nil))
+	assert.Equal(t, http.StatusBadRequest, Call(t, http.MethodPost, api+"/admin/dead-letters/resizer/discard",
+		map[string]any{"photo_ids": []string{"zz"}}, nil))
 
 	// Repair, then replay two by message id and the rest at once.
 	require.NoError(t, os.Remove(blocker))
@@ -143,7 +157,9 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	require.Equal(t, http.StatusOK, Call(t, http.MethodGet, api+"/admin/dead-letters/resizer", nil, &list))
 	assert.Zero(t, list.Summary.Count)
 
-	// Discard works too: break again, dead-letter one photo, discard it.
+	// Discard works too: break again, dead-letter one photo, discard it;
+	// the photo's attempt ends failed (it waited for that message), and a
+	// new attempt, once the storage is repaired, completes.
 	require.NoError(t, os.Rename(blocker, blocker+".moved"))
 	require.NoError(t, os.WriteFile(blocker, []byte("in the way"), 0o644))
 	var again struct{ Photos []struct{ UUID string } }
@@ -152,10 +168,31 @@ func TestDeadLetterAndReplay(t *testing.T) {
 		assert.Equal(c, http.StatusOK, Call(t, http.MethodGet, api+"/admin/dead-letters/resizer", nil, &list))
 		assert.Len(c, list.Entries, 1)
 	}, 60*time.Second, 200*time.Millisecond)
-	var dres struct{ Discarded int }
+	var dres map[string]int
 	require.Equal(t, http.StatusOK, Call(t, http.MethodPost, api+"/admin/dead-letters/resizer/discard",
-		map[string]any{"photo_ids": []string{again.Photos[0].UUID}}, &dres))
-	assert.Equal(t, 1, dres.Discarded)
+		map[string]any{"photo_ids": []string{strings.ToUpper(again.Photos[0].UUID)}}, &dres))
+	assert.Equal(t, map[string]int{"discarded": 1}, dres)
 	require.Equal(t, http.StatusOK, Call(t, http.MethodGet, api+"/admin/dead-letters/resizer", nil, &list))
 	assert.Zero(t, list.Summary.Count)
+	id := again.Photos[0].UUID
+	var failed struct {
+		Status  string
+		Failure struct {
+			Stage, Code, Message string
+			Retryable            bool
+		}
+		DeadLetter any `json:"dead_letter"`
+	}
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.Equal(c, http.StatusOK, Call(t, http.MethodGet, api+"/photos/"+id, nil, &failed))
+		assert.Equal(c, "failed", failed.Status)
+	}, 30*time.Second, 100*time.Millisecond)
+	assert.Equal(t, "resize", failed.Failure.Stage)
+	assert.Equal(t, "discarded", failed.Failure.Code)
+	assert.True(t, failed.Failure.Retryable)
+	assert.Contains(t, failed.Failure.Message, "store rendition")
+	assert.Nil(t, failed.DeadLetter)
+	require.NoError(t, os.Remove(blocker))
+	require.Equal(t, http.StatusAccepted, Call(t, http.MethodPost, api+"/photos/process", map[string]any{"uuids": []string{id}}, nil))
+	assert.Equal(t, "completed", waitFinal(t, api, []string{id}, 60*time.Second)[id].Status)
 }

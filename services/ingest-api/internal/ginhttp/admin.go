@@ -3,11 +3,13 @@ package ginhttp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
 	"github.com/photopipe/photopipe/shared/deadletter"
 )
@@ -51,6 +53,9 @@ func (a *AdminHandler) fail(c *gin.Context, err error) {
 		c.JSON(http.StatusNotFound, errorBody{Code: "unknown_service", Error: err.Error()})
 	case errors.Is(err, deadletter.ErrEmptySelection):
 		c.JSON(http.StatusBadRequest, errorBody{Code: "empty_selection", Error: err.Error()})
+	case errors.Is(err, deadletter.ErrDiscarding):
+		a.log.ErrorContext(c.Request.Context(), "dead-letter discard failed", slog.String("error", err.Error()))
+		c.JSON(http.StatusServiceUnavailable, errorBody{Code: "unavailable", Error: "the database cannot be reached now, so nothing was discarded; try again"})
 	default:
 		a.log.ErrorContext(c.Request.Context(), "dead-letter request failed", slog.String("error", err.Error()))
 		c.JSON(http.StatusServiceUnavailable, errorBody{Code: "unavailable", Error: "the broker cannot be reached now; try again"})
@@ -102,17 +107,37 @@ func (a *AdminHandler) settle(replay bool) gin.HandlerFunc {
 			respondError(c, a.log, err)
 			return
 		}
-		sel := deadletter.Selection{All: req.All, MessageIDs: req.MessageIDs, PhotoIDs: req.PhotoIDs}
-		var res deadletter.Result
-		if replay {
-			res, err = a.dl.Replay(c.Request.Context(), c.Param("service"), sel)
-		} else {
-			res, err = a.dl.Discard(c.Request.Context(), c.Param("service"), sel)
+		sel := deadletter.Selection{All: req.All, MessageIDs: req.MessageIDs}
+		for i, id := range req.PhotoIDs {
+			u, err := uuid.Parse(id)
+			if err != nil {
+				badRequest(c, "invalid_uuid", fmt.Sprintf("photo_ids[%d]: %q is not a UUID", i, id))
+				return
+			}
+			sel.PhotoIDs = append(sel.PhotoIDs, u.String())
 		}
+		if replay {
+			res, err := a.dl.Replay(c.Request.Context(), c.Param("service"), sel)
+			if err != nil {
+				a.fail(c, err)
+				return
+			}
+			c.JSON(http.StatusOK, gin.H{"replayed": res.Replayed, "failed": nonNil(res.Failed)})
+			return
+		}
+		res, err := a.dl.Discard(c.Request.Context(), c.Param("service"), sel)
 		if err != nil {
 			a.fail(c, err)
 			return
 		}
-		c.JSON(http.StatusOK, res)
+		c.JSON(http.StatusOK, gin.H{"discarded": res.Discarded})
 	}
+}
+
+// nonNil is s, or an empty slice (JSON [] rather than null).
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

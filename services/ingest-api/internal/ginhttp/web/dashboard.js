@@ -181,7 +181,7 @@ async function refreshJobs() {
 // ---- dead letters ----
 
 async function settle(service, action, selection) {
-  if (action === "discard" && !window.confirm(`Discard these dead letters of ${service}? They are gone for good.`)) return;
+  if (action === "discard" && !window.confirm(`Discard these dead letters of ${service}? They are gone for good, and the photo attempts they carried end failed (code discarded).`)) return;
   const status = $("#dlq-status");
   try {
     const res = await getJSON(`/admin/dead-letters/${encodeURIComponent(service)}/${action}`, {
