@@ -32,6 +32,8 @@ func dlq(ctx context.Context, c *apiClient, args []string, out io.Writer) error 
 		return usageError{"dlq needs list, replay or discard"}
 	}
 	switch args[0] {
+	case "-h", "--help", "help":
+		return errHelp
 	case "list":
 		if len(args) > 2 {
 			return usageError{"dlq list takes at most one service"}

@@ -15,6 +15,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -62,14 +63,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if len(args) == 0 {
 		return usageError{"no command"}
 	}
+	var err error
 	switch args[0] {
 	case "dlq":
-		return dlq(ctx, c, args[1:], out)
+		err = dlq(ctx, c, args[1:], out)
 	case "submit":
-		return submit(ctx, c, args[1:], stdin, out)
+		err = submit(ctx, c, args[1:], stdin, out)
 	case "help", "-h", "--help":
-		_, err := fmt.Fprintln(out, usage)
-		return err
+		err = errHelp
+	default:
+		err = usageError{fmt.Sprintf("unknown command %q", args[0])}
 	}
-	return usageError{fmt.Sprintf("unknown command %q", args[0])}
+	if errors.Is(err, errHelp) {
+		_, err = fmt.Fprintln(out, usage)
+	}
+	return err
 }
+
+// errHelp asks for the usage on standard output (-h, --help), not an error.
+var errHelp = errors.New("help")

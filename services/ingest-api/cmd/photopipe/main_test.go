@@ -58,6 +58,9 @@ func TestCLI(t *testing.T) {
 		{"bad flag", []string{"dlq", "discard", "resizer", "--everything"}, nil, "", "unexpected"},
 		{"unknown command", []string{"frobnicate"}, nil, "", "unknown command"},
 		{"no command", nil, nil, "", "no command"},
+		{"help", []string{"--help"}, []string{"usage:", "dlq discard"}, "", ""},
+		{"submit help", []string{"submit", "--help"}, []string{"usage:", "submit [-r RENDITIONS]"}, "", ""},
+		{"dlq help", []string{"dlq", "-h"}, []string{"usage:"}, "", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -72,6 +75,10 @@ func TestCLI(t *testing.T) {
 			require.NoError(t, err)
 			for _, s := range tc.wantOut {
 				require.Contains(t, out.String(), s)
+			}
+			if tc.wantReq == "" {
+				require.Empty(t, *seen, "help asks the API nothing")
+				return
 			}
 			require.NotEmpty(t, *seen)
 			require.Contains(t, strings.Join(*seen, "\n"), tc.wantReq)

@@ -92,6 +92,8 @@ func parseSubmit(args []string) (submitOptions, error) {
 			}
 		case "--plain":
 			o.progress = "plain"
+		case "-h", "--help":
+			return o, errHelp
 		default:
 			return o, usageError{fmt.Sprintf("submit: unknown flag %q", a)}
 		}
@@ -163,7 +165,7 @@ func submit(ctx context.Context, c *apiClient, args []string, stdin io.Reader, o
 				if gctx.Err() != nil {
 					return gctx.Err()
 				}
-				it.status, it.reason = "failed", "upload refused: "+err.Error()
+				it.status, it.reason = "failed", uploadFailure(err)
 				rep.done(it)
 				return nil
 			}
@@ -261,6 +263,16 @@ type createdPhotos struct {
 		UUID   string `json:"uuid"`
 		Status string `json:"status"`
 	} `json:"photos"`
+}
+
+// uploadFailure is why an upload failed: the API's refusal, or that the
+// API could not be reached.
+func uploadFailure(err error) string {
+	var apiErr *apiError
+	if errors.As(err, &apiErr) {
+		return "upload refused: " + err.Error()
+	}
+	return "upload failed: " + err.Error()
 }
 
 // registerURLs registers the URLs in requests of urlsPerRequest; a request

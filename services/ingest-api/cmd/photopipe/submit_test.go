@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -241,4 +242,12 @@ func TestSubmitRefusedKeyStops(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	require.Less(t, calls, 7, "stops at the refused key")
+}
+
+// TestUploadFailure: a refusal by the API is told from an API that could
+// not be reached.
+func TestUploadFailure(t *testing.T) {
+	require.Equal(t, "upload failed: reach http://127.0.0.1:9: connection refused",
+		uploadFailure(errors.New("reach http://127.0.0.1:9: connection refused")))
+	require.True(t, strings.HasPrefix(uploadFailure(&apiError{Status: 415, Code: "unsupported_format", Message: "not an image"}), "upload refused: "))
 }

@@ -134,7 +134,8 @@ func (j *Jobs) Get(ctx context.Context, id string, offset, limit int) (Job, erro
 		return Job{}, invalid("invalid_job_id", "%q is not a job id", id)
 	}
 	if offset < 0 || limit < 0 || limit > j.photos.limits.MaxPageSize {
-		return Job{}, invalid("invalid_page", "offset must be >= 0 and limit between 0 and %d", j.photos.limits.MaxPageSize)
+		return Job{}, invalid("invalid_page", "offset must be >= 0 and limit between 1 and %d (none or 0: %d)",
+			j.photos.limits.MaxPageSize, j.photos.limits.PageSize)
 	}
 	if limit == 0 {
 		limit = j.photos.limits.PageSize

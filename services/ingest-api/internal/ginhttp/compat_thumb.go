@@ -65,7 +65,7 @@ func (h *Handler) compatThumbCreate(c *gin.Context) {
 	}
 	photos, err := h.svc.Register(c.Request.Context(), []string{req.ImageURL}, []string{compatSquare}, true, bus.CorrelationID(c.Request.Context()))
 	if err != nil {
-		h.respondDetail(c, err)
+		h.respondDetail(c, renameURLField(err, func(int) string { return "image_url" }))
 		return
 	}
 	c.JSON(http.StatusCreated, gin.H{"req_id": photos[0].UUID})

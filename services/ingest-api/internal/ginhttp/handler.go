@@ -10,7 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -109,12 +111,71 @@ func decodeStrict(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			field := typeErr.Field
+			if field == "" {
+				field = "the body"
+			}
+			return &app.InvalidError{Code: "invalid_json", Message: fmt.Sprintf("%s: %s where %s is expected", field, jsonValue(typeErr.Value), jsonKind(typeErr.Type))}
+		}
 		return &app.InvalidError{Code: "invalid_json", Message: "malformed JSON: " + err.Error()}
 	}
 	if dec.More() {
 		return &app.InvalidError{Code: "invalid_json", Message: "malformed JSON: data after the first value"}
 	}
 	return nil
+}
+
+// jsonKind names what JSON value a Go type takes, for a client.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.String {
+			return "an array of strings"
+		}
+		return "an array"
+	default:
+		return "an object"
+	}
+}
+
+// jsonValue names a JSON value as json.UnmarshalTypeError gives it.
+func jsonValue(v string) string {
+	switch v {
+	case "bool":
+		return "true or false"
+	case "array", "object":
+		return "an " + v
+	case "string", "number":
+		return "a " + v
+	}
+	return v // "number 1.5"
+}
+
+// renameURLField rewrites the "urls[i]: " an invalid-URL error of the
+// service starts with into the name the request gave that URL.
+func renameURLField(err error, name func(i int) string) error {
+	var inv *app.InvalidError
+	if !errors.As(err, &inv) {
+		return err
+	}
+	var i int
+	var rest string
+	if n, _ := fmt.Sscanf(inv.Message, "urls[%d]:", &i); n != 1 {
+		return err
+	}
+	_, rest, _ = strings.Cut(inv.Message, ":")
+	return &app.InvalidError{Code: inv.Code, Message: name(i) + ":" + rest}
 }
 
 type createRequest struct {
@@ -158,6 +219,14 @@ func (h *Handler) createPhotos(c *gin.Context) {
 		URLs: req.URLs, Renditions: req.Renditions, Process: req.Process, CallbackURL: req.CallbackURL,
 	}, bus.CorrelationID(c.Request.Context()))
 	if err != nil {
+		if req.URL != "" { // urls[0] is the request's "url", urls[i] its "urls"[i-1]
+			err = renameURLField(err, func(i int) string {
+				if i == 0 {
+					return "url"
+				}
+				return fmt.Sprintf("urls[%d]", i-1)
+			})
+		}
 		h.respondError(c, err)
 		return
 	}
