@@ -8,7 +8,7 @@ import (
 
 type photoJSON struct {
 	UUID        string          `json:"uuid"`
-	URL         string          `json:"url"`
+	URL         *string         `json:"url"` // null for an upload
 	Status      string          `json:"status"`
 	CreatedAt   time.Time       `json:"created_at"`
 	UpdatedAt   time.Time       `json:"updated_at"`
@@ -44,9 +44,18 @@ type originalJSON struct {
 	FileURL     string `json:"file_url"`
 	ContentType string `json:"content_type"`
 	Bytes       int64  `json:"bytes"`
-	Width       int    `json:"width"`
-	Height      int    `json:"height"`
-	Pages       int    `json:"pages"`
+	// null until the resizer has read the original
+	Width  *int `json:"width"`
+	Height *int `json:"height"`
+	Pages  *int `json:"pages"`
+}
+
+// known is n, or nil (JSON null) for 0: not known yet.
+func known(n int) *int {
+	if n == 0 {
+		return nil
+	}
+	return &n
 }
 
 type thumbnailJSON struct {
@@ -65,9 +74,12 @@ func fileURL(key string) string { return "/files/" + key }
 
 func toJSON(p app.Photo) photoJSON {
 	out := photoJSON{
-		UUID: p.UUID, URL: p.URL, Status: p.Status, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
+		UUID: p.UUID, Status: p.Status, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 		Attempt: p.Attempt, Renditions: p.Renditions, Filename: p.Filename, CompletedAt: p.CompletedAt,
 		Thumbnails: []thumbnailJSON{}, Callback: toCallbackJSON(p.Callback),
+	}
+	if p.URL != "" {
+		out.URL = &p.URL
 	}
 	if p.Failure != nil {
 		out.Failure = &failureJSON{Stage: p.Failure.Stage, Code: p.Failure.Code, Message: p.Failure.Message, Retryable: p.Failure.Retryable}
@@ -79,7 +91,7 @@ func toJSON(p app.Photo) photoJSON {
 	if o := p.Original; o != nil {
 		out.Original = &originalJSON{
 			Path: o.Key, FileURL: fileURL(o.Key), ContentType: o.ContentType, Bytes: o.Bytes,
-			Width: o.Width, Height: o.Height, Pages: o.Pages,
+			Width: known(o.Width), Height: known(o.Height), Pages: known(o.Pages),
 		}
 	}
 	for _, t := range p.Thumbnails {

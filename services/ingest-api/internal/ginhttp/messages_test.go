@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/photopipe/photopipe/services/ingest-api/internal/app"
 )
 
 // TestErrorMessagesNameTheRequestsFields: an error names the field as the
@@ -50,4 +52,28 @@ func TestCompatThumbNamesImageURL(t *testing.T) {
 	var e detailBody
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &e))
 	require.Regexp(t, `^image_url: `, e.Detail)
+}
+
+// TestPhotoJSONUnknownsAreNull: an upload has no source URL, and an
+// original not yet read has no size: null, not "" and 0.
+func TestPhotoJSONUnknownsAreNull(t *testing.T) {
+	upload := toJSON(app.Photo{UUID: "u", Status: "processing", Original: &app.Original{Key: "originals/u/a.jpg", ContentType: "image/jpeg", Bytes: 3}})
+	b, err := json.Marshal(upload)
+	require.NoError(t, err)
+	var got map[string]any
+	require.NoError(t, json.Unmarshal(b, &got))
+	require.Contains(t, got, "url")
+	require.Nil(t, got["url"])
+	orig := got["original"].(map[string]any)
+	for _, k := range []string{"width", "height", "pages"} {
+		require.Contains(t, orig, k)
+		require.Nil(t, orig[k], k)
+	}
+
+	done := toJSON(app.Photo{UUID: "d", URL: "https://example.com/a.jpg", Status: "completed",
+		Original: &app.Original{Key: "originals/d/a.jpg", Width: 640, Height: 480, Pages: 1}})
+	b, err = json.Marshal(done)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"url":"https://example.com/a.jpg"`)
+	require.Contains(t, string(b), `"width":640,"height":480,"pages":1`)
 }
