@@ -133,6 +133,10 @@ const (
 	OutcomeAlreadyQueued     = "already_queued"
 	OutcomeAlreadyProcessing = "already_processing"
 	OutcomeAlreadyCompleted  = "already_completed"
+	// The photo belongs to a job that is still running: its group requests
+	// it in turn (a photo of a finished job can be processed again, which
+	// leaves the job's result as it is).
+	OutcomeInJob = "in_job"
 )
 
 // ProcessResult is the outcome of a processing request for one photo.

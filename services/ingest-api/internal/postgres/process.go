@@ -184,6 +184,9 @@ func (r *Repository) decide(ctx context.Context, slots []photoSlot) (queued int,
 			}
 			p := database.Photo{Attempt: f.Attempt, StatusAttempt: f.StatusAttempt, Status: f.Status}
 			res := app.ProcessResult{UUID: f.UUID, Outcome: outcome(p, true, s.call.opts.Reprocess), Attempt: f.Attempt}
+			if f.InJob {
+				res.Outcome = app.OutcomeInJob
+			}
 			if res.Outcome == app.OutcomeQueued {
 				todo = append(todo, s) // changed under the statement: decide again
 				continue
@@ -233,11 +236,13 @@ type foundPhoto struct {
 	Attempt       int
 	StatusAttempt int
 	Status        database.Status
+	InJob         bool // of a job that is still running: its group requests it
 	Moved         *int
 }
 
 // startAttempts moves each requested photo that may start an attempt
-// (pending or failed, completed when reprocessed, no attempt outstanding)
+// (pending or failed, completed when reprocessed, no attempt outstanding,
+// not of a job still running: its group requests its photos in order)
 // to its next attempt, processing that attempt with the last one's failure
 // and dead letter cleared, and writes its PhotoRequested, in one statement.
 // It returns the photos found, each with the attempt it was moved to or,
@@ -268,7 +273,9 @@ func (r *Repository) startAttempts(ctx context.Context, in []attemptRequest) ([]
 			SELECT * FROM jsonb_to_recordset(CAST(@in AS jsonb))
 			    AS v(ord int, uuid uuid, renditions jsonb, reprocess bool, message_id text, event jsonb, metadata jsonb)),
 		cur AS (
-			SELECT uuid, attempt, status_attempt, status FROM photos WHERE uuid = ANY(CAST(@ids AS uuid[]))),
+			SELECT uuid, attempt, status_attempt, status,
+			    job_uuid IS NOT NULL AND EXISTS (SELECT 1 FROM jobs j WHERE j.uuid = job_uuid AND j.status = 'ongoing') AS in_job
+			FROM photos WHERE uuid = ANY(CAST(@ids AS uuid[]))),
 		moved AS (
 			UPDATE photos p SET attempt = p.attempt + 1,
 			    renditions = CASE WHEN jsonb_array_length(COALESCE(v.renditions, '[]')) > 0 THEN v.renditions ELSE p.renditions END,
@@ -278,6 +285,7 @@ func (r *Repository) startAttempts(ctx context.Context, in []attemptRequest) ([]
 			FROM v
 			WHERE p.uuid = ANY(CAST(@ids AS uuid[])) AND p.uuid = v.uuid AND p.attempt = p.status_attempt
 			  AND p.status <> 'processing' AND (p.status <> 'completed' OR v.reprocess)
+			  AND (p.job_uuid IS NULL OR NOT EXISTS (SELECT 1 FROM jobs j WHERE j.uuid = p.job_uuid AND j.status = 'ongoing'))
 			RETURNING p.uuid, p.attempt, p.url, p.original_key, p.filename, p.renditions,
 			    v.message_id, v.event, v.metadata, v.ord),
 		events AS (
@@ -290,7 +298,7 @@ func (r *Repository) startAttempts(ctx context.Context, in []attemptRequest) ([]
 			            'filename', NULLIF(m.filename, ''))))::text, 'UTF8'),
 			    m.metadata
 			FROM moved m ORDER BY m.ord)
-		SELECT cur.uuid::text AS uuid, cur.attempt, cur.status_attempt, cur.status, moved.attempt AS moved
+		SELECT cur.uuid::text AS uuid, cur.attempt, cur.status_attempt, cur.status, cur.in_job, moved.attempt AS moved
 		FROM v JOIN cur USING (uuid) LEFT JOIN moved USING (uuid)
 		ORDER BY v.ord`,
 		map[string]any{"in": string(param), "ids": "{" + strings.Join(ids, ",") + "}", "topic": event.Topic(&event.PhotoRequested{})}).Scan(&found).Error

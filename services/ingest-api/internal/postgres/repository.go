@@ -99,9 +99,10 @@ func requested(p database.Photo) *event.PhotoRequested {
 
 // ListPending returns pending photos oldest first, after the cursor: those
 // whose processing was never requested (a request moves a photo to
-// processing in the statement that writes it).
+// processing in the statement that writes it) and that a client may
+// request: not the photos of jobs, which their groups request in turn.
 func (r *Repository) ListPending(ctx context.Context, after string, limit int) ([]app.Photo, error) {
-	q := r.db.WithContext(ctx).Where("status = ?", database.StatusPending)
+	q := r.db.WithContext(ctx).Where("status = ? AND job_uuid IS NULL", database.StatusPending)
 	if after != "" {
 		q = q.Where("(created_at, uuid) > (SELECT created_at, uuid FROM photos WHERE uuid = ?)", after)
 	}

@@ -26,11 +26,25 @@ type jobPhoto struct {
 // and skips its remaining photos; the job finishes when its last group
 // does. It returns the job's id when this photo finished the job, ""
 // otherwise, and whether it wrote an outbox event.
+//
+// Only the group's current photo moves it: the group is still ongoing and
+// has finished exactly the photos before this one. A job's photo that ends
+// another attempt (processed again once its job had finished: the
+// ingest-api refuses the photos of running jobs) leaves the job as it is.
 func advanceJob(ctx context.Context, tx *gorm.DB, photoID string, jp jobPhoto, failed bool, reason string) (string, bool, error) {
 	if jp.JobUUID == nil || jp.GroupKey == nil || jp.GroupSeq == nil {
 		return "", false, nil
 	}
 	job, key, seq := *jp.JobUUID, *jp.GroupKey, *jp.GroupSeq
+	var current int
+	res := tx.Raw(`SELECT 1 FROM job_groups WHERE job_uuid = ? AND group_key = ? AND status = ? AND done = ? FOR UPDATE`,
+		job, key, database.JobOngoing, seq).Scan(&current)
+	if res.Error != nil {
+		return "", false, fmt.Errorf("lock group: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return "", false, nil // not the group's current photo
+	}
 	finishedGroup, failedGroup, requested := false, false, false
 	if failed {
 		res := tx.Exec(`UPDATE photos
