@@ -42,6 +42,9 @@ type AttemptResult struct {
 type CallbackStore interface {
 	Claim(ctx context.Context, limit int, lease time.Duration) ([]Delivery, error)
 	Record(ctx context.Context, r AttemptResult) error
+	// Release gives back a claim whose try was cut short by this
+	// recorder stopping: due again at once, with the same try number.
+	Release(ctx context.Context, callbackID string, attempt int) error
 }
 
 // Sender POSTs a delivery and returns the response's status code. Errors
@@ -145,11 +148,21 @@ func (d *Dispatcher) try(ctx context.Context, del Delivery) error {
 		StatusCode: code, Status: database.CallbackDelivered,
 	}
 	log := d.log.With(slog.String("callback_id", del.ID), slog.Int("attempt", del.Attempt))
+	if err != nil && ctx.Err() != nil {
+		// Cut short by this recorder stopping, not the receiver's doing:
+		// the try does not count (a last one would give up, any other
+		// would wait a whole backoff), and another replica, or this one
+		// started again, sends it at once.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if rerr := d.store.Release(rctx, del.ID, del.Attempt); rerr != nil {
+			return fmt.Errorf("release callback %s attempt %d: %w (the lease runs out instead)", del.ID, del.Attempt, rerr)
+		}
+		log.InfoContext(rctx, "callback try interrupted by shutdown; released", slog.String("error", err.Error()))
+		return nil
+	}
 	if err != nil {
 		res.Error = err.Error()
-		if ctx.Err() != nil {
-			res.Error = "interrupted: the recorder was stopping (" + res.Error + ")"
-		}
 		switch {
 		case bus.IsPermanent(err):
 			res.Status = database.CallbackFailed
@@ -161,7 +174,7 @@ func (d *Dispatcher) try(ctx context.Context, del Delivery) error {
 			res.RetryIn = d.backoff(del.Attempt)
 		}
 	}
-	// Recorded even when ctx ended during the try: the try happened.
+	// Recorded even when ctx ended after the try: the try happened.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := d.store.Record(rctx, res); err != nil {

@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -19,6 +20,14 @@ type fakeCallbacks struct {
 	mu       sync.Mutex
 	due      []app.Delivery
 	recorded []app.AttemptResult
+	released []string
+}
+
+func (f *fakeCallbacks) Release(_ context.Context, id string, attempt int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.released = append(f.released, fmt.Sprintf("%s/%d", id, attempt))
+	return nil
 }
 
 func (f *fakeCallbacks) Claim(_ context.Context, limit int, _ time.Duration) ([]app.Delivery, error) {
@@ -109,4 +118,34 @@ func TestNewDispatcherRefusesBadConfig(t *testing.T) {
 	t.Parallel()
 	_, err := app.NewDispatcher(&fakeCallbacks{}, fakeSender{}, app.DispatchConfig{}, slog.New(slog.DiscardHandler))
 	require.Error(t, err)
+}
+
+// blockingSender answers nothing until its try is cancelled.
+type blockingSender struct{ started chan struct{} }
+
+func (s blockingSender) Send(ctx context.Context, _ app.Delivery) (int, error) {
+	s.started <- struct{}{}
+	<-ctx.Done()
+	return 0, fmt.Errorf("post: %w", ctx.Err())
+}
+
+// TestDispatcherReleasesTriesCutShortByShutdown: a try the recorder's own
+// stop cuts short is given back, not recorded as the receiver's failure
+// (which, as a last try, would give the callback up).
+func TestDispatcherReleasesTriesCutShortByShutdown(t *testing.T) {
+	t.Parallel()
+	store := &fakeCallbacks{due: []app.Delivery{{ID: "last", URL: "slow", Attempt: 4}}}
+	sender := blockingSender{started: make(chan struct{}, 1)}
+	cfg := app.DispatchConfig{MaxAttempts: 4, BackoffMin: time.Second, BackoffMax: time.Minute, Workers: 8, PollInterval: time.Second, Lease: time.Minute}
+	d, err := app.NewDispatcher(store, sender, cfg, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		<-sender.started
+		cancel()
+	}()
+	_, err = d.Round(ctx)
+	require.NoError(t, err)
+	require.Empty(t, store.recorded, "no try recorded")
+	require.Equal(t, []string{"last/4"}, store.released)
 }

@@ -55,6 +55,20 @@ func (s *CallbackStore) Claim(ctx context.Context, limit int, lease time.Duratio
 	return out, nil
 }
 
+// Release gives back the claim of try attempt, not tried after all: the
+// callback is due at once again, and its next claim is that try again.
+// A claim already lost (another replica claimed it after the lease ran
+// out) changes nothing.
+func (s *CallbackStore) Release(ctx context.Context, callbackID string, attempt int) error {
+	if err := s.db.WithContext(ctx).Exec(`UPDATE callbacks
+		SET attempts = attempts - 1, locked_until = NULL, next_attempt_at = now(), updated_at = now()
+		WHERE id = @id AND attempts = @attempt AND status = 'pending'`,
+		map[string]any{"id": callbackID, "attempt": attempt}).Error; err != nil {
+		return fmt.Errorf("release callback: %w", err)
+	}
+	return nil
+}
+
 // Record stores one try and the callback's new status, and releases the
 // claim. A try of a claim that was lost (the lease ran out and another
 // replica tried again) is kept but changes nothing else.

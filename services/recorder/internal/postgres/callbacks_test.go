@@ -382,3 +382,38 @@ func TestDispatchersShareTheTable(t *testing.T) {
 	}
 	require.Equal(t, int32(len(ids)), total.Load())
 }
+
+// TestReleaseGivesTheTryBack: a released claim is due again at once with
+// the same try number, and a claim lost to another replica is left alone.
+func TestReleaseGivesTheTryBack(t *testing.T) {
+	db := postgres.MustOpenDB(t)
+	store := postgres.NewCallbackStore(db)
+	ctx := context.Background()
+	id := queueCallback(t, db, "http://127.0.0.1:1/hook", `{"id": "p1"}`)
+	claim := func() []app.Delivery {
+		t.Helper()
+		due, err := store.Claim(ctx, 10, time.Minute)
+		require.NoError(t, err)
+		var mine []app.Delivery
+		for _, d := range due {
+			if d.ID == id {
+				mine = append(mine, d)
+			}
+		}
+		return mine
+	}
+	first := claim()
+	require.Len(t, first, 1)
+	require.Equal(t, 1, first[0].Attempt)
+	require.Empty(t, claim(), "leased")
+	require.NoError(t, store.Release(ctx, id, 1))
+	again := claim()
+	require.Len(t, again, 1, "due again at once")
+	require.Equal(t, 1, again[0].Attempt, "the same try")
+	require.NoError(t, store.Release(ctx, id, 7), "not this claim: nothing changes")
+	require.Empty(t, claim())
+	var cb database.Callback
+	require.NoError(t, db.Take(&cb, "id = ?", id).Error)
+	require.Equal(t, 1, cb.Attempts)
+	require.Empty(t, attemptsOf(t, db, id), "no try recorded")
+}
