@@ -94,30 +94,63 @@ func (d *Dispatcher) Notify() {
 	}
 }
 
-// Run delivers callbacks until ctx ends. Store failures (the database is
-// away) are logged and retried with backoff.
+// Run delivers callbacks until ctx ends, with up to Workers tries in
+// flight: a slot that frees claims the next due callback at once, so a
+// receiver that never answers holds one slot for its timeout, not the
+// others' deliveries. Store failures (the database is away) are logged and
+// retried with backoff.
 func (d *Dispatcher) Run(ctx context.Context) error {
+	inFlight := make(chan struct{}, d.cfg.Workers) // one token a try
+	freed := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	backoff := d.cfg.PollInterval / 4
 	for {
-		n, err := d.Round(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
 		wait := d.cfg.PollInterval
-		switch {
-		case err != nil:
-			d.log.WarnContext(ctx, "callback dispatch failed", slog.String("error", err.Error()))
-			backoff = min(max(backoff*2, time.Millisecond), 5*time.Second)
-			wait = backoff
-		case n == d.cfg.Workers:
-			continue // more may be due
-		default:
-			backoff = d.cfg.PollInterval / 4
+		if free := d.cfg.Workers - len(inFlight); free > 0 {
+			due, err := d.store.Claim(ctx, free, d.cfg.Lease)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				d.log.WarnContext(ctx, "callback dispatch failed", slog.String("error", err.Error()))
+				backoff = min(max(backoff*2, time.Millisecond), 5*time.Second)
+				wait = backoff
+			} else {
+				backoff = d.cfg.PollInterval / 4
+			}
+			for _, del := range due {
+				inFlight <- struct{}{}
+				wg.Go(func() {
+					defer func() {
+						<-inFlight
+						select {
+						case freed <- struct{}{}:
+						default:
+						}
+					}()
+					if err := d.try(ctx, del); err != nil {
+						d.log.WarnContext(ctx, "callback dispatch failed", slog.String("error", err.Error()))
+					}
+				})
+			}
+			if err == nil && len(due) == free {
+				wait = 0 // more may be due: claim again as soon as a slot frees
+			}
+		}
+		if wait == 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-freed:
+			}
+			continue
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-d.wake:
+		case <-freed:
 		case <-time.After(wait):
 		}
 	}

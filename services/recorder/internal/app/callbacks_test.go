@@ -149,3 +149,57 @@ func TestDispatcherReleasesTriesCutShortByShutdown(t *testing.T) {
 	require.Empty(t, store.recorded, "no try recorded")
 	require.Equal(t, []string{"last/4"}, store.released)
 }
+
+// slowOrFast blocks the deliveries to "slow" until the test ends and
+// answers the others at once.
+type slowOrFast struct{ release chan struct{} }
+
+func (s slowOrFast) Send(ctx context.Context, d app.Delivery) (int, error) {
+	if d.URL == "slow" {
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+		}
+		return 0, errors.New("timed out")
+	}
+	return 204, nil
+}
+
+// TestDispatcherSlowReceiverHoldsOneSlot: a receiver that does not answer
+// holds its slot, while the other slots go on delivering.
+func TestDispatcherSlowReceiverHoldsOneSlot(t *testing.T) {
+	t.Parallel()
+	due := []app.Delivery{{ID: "slow", URL: "slow", Attempt: 1}}
+	for i := range 20 {
+		due = append(due, app.Delivery{ID: fmt.Sprint("fast", i), URL: "fast", Attempt: 1})
+	}
+	store := &fakeCallbacks{due: due}
+	sender := slowOrFast{release: make(chan struct{})}
+	cfg := app.DispatchConfig{MaxAttempts: 4, BackoffMin: time.Second, BackoffMax: time.Minute, Workers: 2, PollInterval: time.Hour, Lease: time.Minute}
+	d, err := app.NewDispatcher(store, sender, cfg, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	go func() {
+		_ = d.Run(ctx)
+		close(stopped)
+	}()
+	require.Eventually(t, func() bool {
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		return len(store.recorded) == 20
+	}, 10*time.Second, 5*time.Millisecond, "the 20 others are delivered while the slow one hangs")
+	store.mu.Lock()
+	for _, r := range store.recorded {
+		require.Equal(t, database.CallbackDelivered, r.Status, r.CallbackID)
+	}
+	store.mu.Unlock()
+	close(sender.release)
+	require.Eventually(t, func() bool {
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		return len(store.recorded) == 21
+	}, 10*time.Second, 5*time.Millisecond)
+	cancel()
+	<-stopped
+}
