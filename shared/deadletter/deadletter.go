@@ -202,10 +202,14 @@ func (a *Admin) List(ctx context.Context, service string, offset, limit, sample 
 // uuidPattern matches a UUID in any case.
 var uuidPattern = regexp.MustCompile(`[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`)
 
+// tempPattern matches the random part of local storage's temporary file
+// names (".tmp-<16 hex>-thumb.jpg").
+var tempPattern = regexp.MustCompile(`\.tmp-[0-9a-f]{16}-`)
+
 // reasonKind is a reason with its UUIDs (photo ids, and the storage keys
-// and URLs made of them) written as "<id>".
+// and URLs made of them) and temporary file names written as "<id>".
 func reasonKind(reason string) string {
-	return uuidPattern.ReplaceAllLiteralString(reason, "<id>")
+	return tempPattern.ReplaceAllLiteralString(uuidPattern.ReplaceAllLiteralString(reason, "<id>"), ".tmp-<id>-")
 }
 
 // Selection chooses dead letters by message id or photo id; an empty

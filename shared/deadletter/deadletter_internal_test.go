@@ -2,6 +2,7 @@ package deadletter
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -30,4 +31,7 @@ func TestReasonKind(t *testing.T) {
 	require.Equal(t, "store rendition thumbnails/<id>/thumb.jpg: not a directory", reasonKind(a))
 	require.Equal(t, reasonKind(a), reasonKind(b))
 	require.Equal(t, "rejected by the broker", reasonKind("rejected by the broker"))
+	full := "put originals/%s/a.jpg: open originals/%s/.tmp-%s-a.jpg: no space left on device"
+	require.Equal(t, fmt.Sprintf(full, "<id>", "<id>", "<id>"),
+		reasonKind(fmt.Sprintf(full, "0b4c7a52-6d0e-4a8e-9a43-2f3d2f1c9b11", "0b4c7a52-6d0e-4a8e-9a43-2f3d2f1c9b11", "8f3a9c0d1e2b4a5f")))
 }
