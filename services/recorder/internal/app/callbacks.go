@@ -156,8 +156,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 }
 
-// Round claims the due callbacks (up to Workers), tries each once and
-// records the results. It returns how many it claimed.
+// Round is one step for a caller that drives the dispatcher itself (the
+// tests): it claims the due callbacks (up to Workers), tries each once,
+// records the results and waits for all of them, unlike Run, which claims
+// again as each try ends. It returns how many it claimed.
 func (d *Dispatcher) Round(ctx context.Context) (int, error) {
 	due, err := d.store.Claim(ctx, d.cfg.Workers, d.cfg.Lease)
 	if err != nil {
