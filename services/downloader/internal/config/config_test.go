@@ -28,7 +28,7 @@ func TestLoadDefaults(t *testing.T) {
 	require.Equal(t, 2, c.Retries)
 	require.Equal(t, 500*time.Millisecond, c.RetryDelay)
 	require.Equal(t, "photopipe-downloader/1", c.UserAgent)
-	require.Equal(t, 32, c.Bus.Prefetch, "the downloader's own prefetch default")
+	require.Equal(t, 1, c.Bus.Prefetch, "the downloader's own prefetch default")
 	require.Equal(t, "json", c.Log.Format)
 	require.Equal(t, "info", c.Log.Level)
 }

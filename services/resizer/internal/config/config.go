@@ -48,13 +48,20 @@ type Config struct {
 // time; with one handler per CPU that CPU would wait too.
 const workersPerCPU = 2
 
+// defaultPrefetch is AMQP_PREFETCH's default: one message per worker. What
+// the broker has pushed to a worker waits for the photo it is rendering, a
+// PDF of many pages for minutes, while other workers and replicas may be
+// idle; WORKERS (two per CPU) already keep a photo waiting for each render
+// slot, its original read ahead.
+const defaultPrefetch = 1
+
 // Load reads the configuration through getenv and validates it.
 func Load(getenv func(string) string) (Config, error) {
 	r := envconfig.New(getenv)
 	cpus := runtime.GOMAXPROCS(0)
 	workers := r.Int("WORKERS", workersPerCPU*cpus)
 	c := Config{
-		Bus:             bus.LoadConfig(r, 4),
+		Bus:             bus.LoadConfig(r, defaultPrefetch),
 		Log:             logging.Config{Format: r.String("LOG_FORMAT", "json"), Level: r.String("LOG_LEVEL", "info")},
 		StorageDir:      r.String("STORAGE_DIR", "./var/storage"),
 		Storage:         storage.LoadConfig(r),
