@@ -82,7 +82,7 @@ func TestSlowSourceHoldsOnlyItsOwnWorker(t *testing.T) {
 	})
 
 	cfg := bus.LoadConfig(envconfig.New(func(k string) string { return env[k] }), 1)
-	require.NoError(t, cfg.Declare(ctx))
+	require.NoError(t, cfg.Declare(ctx, nil))
 	pub, err := cfg.NewPublisher(watermill.NopLogger{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pub.Close() })

@@ -95,7 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer store.Close()
 
-	if err := cfg.Bus.Declare(ctx); err != nil {
+	if err := cfg.Bus.Declare(ctx, log); err != nil {
 		return fmt.Errorf("declare topology: %w", err)
 	}
 	wlog := watermill.NewSlogLoggerWithLevelMapping(log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})

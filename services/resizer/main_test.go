@@ -70,7 +70,7 @@ func TestSlowPhotoHoldsOnlyItsOwnWorker(t *testing.T) {
 	st, err := storage.Open(ctx, store)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
-	require.NoError(t, cfg.Declare(ctx))
+	require.NoError(t, cfg.Declare(ctx, nil))
 	pub, err := cfg.NewPublisher(watermill.NopLogger{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pub.Close() })

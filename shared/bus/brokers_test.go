@@ -152,7 +152,7 @@ func TestBrokerListEndToEnd(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	ctx := t.Context()
-	require.NoError(t, cfg.Declare(ctx))
+	require.NoError(t, cfg.Declare(ctx, nil))
 	logger := watermill.NopLogger{}
 	pub, err := cfg.NewPublisher(logger)
 	require.NoError(t, err)

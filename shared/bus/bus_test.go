@@ -96,8 +96,8 @@ func queueExists(t *testing.T, url, queue string) bool {
 func TestDeclareCreatesEveryQueueIdempotently(t *testing.T) {
 	cfg := testConfig(t)
 	ctx := context.Background()
-	require.NoError(t, cfg.Declare(ctx))
-	require.NoError(t, cfg.Declare(ctx), "declaring twice is fine")
+	require.NoError(t, cfg.Declare(ctx, nil))
+	require.NoError(t, cfg.Declare(ctx, nil), "declaring twice is fine")
 	for _, s := range bus.Subscriptions {
 		require.Zero(t, queueDepth(t, cfg.URL, cfg.QueueName(s.Topic, s.Service)))
 	}
@@ -123,7 +123,7 @@ func TestDeclareDeletesObsoleteQueuesOnceUnused(t *testing.T) {
 	cfg := testConfig(t)
 	ctx := context.Background()
 	require.Len(t, bus.ObsoleteQueues, 2)
-	require.NoError(t, cfg.Declare(ctx), "nothing to delete is fine")
+	require.NoError(t, cfg.Declare(ctx, nil), "nothing to delete is fine")
 
 	ch := testenv.AMQPChannel(t, cfg.URL)
 	for _, q := range bus.ObsoleteQueues {
@@ -136,14 +136,14 @@ func TestDeclareDeletesObsoleteQueuesOnceUnused(t *testing.T) {
 	held, err := ch.Consume(bus.ObsoleteQueues[1], "earlier-recorder", false, false, false, false, nil)
 	require.NoError(t, err)
 
-	require.NoError(t, cfg.Declare(ctx), "a queue still in use is left, not an error")
+	require.NoError(t, cfg.Declare(ctx, nil), "a queue still in use is left, not an error")
 	require.False(t, queueExists(t, cfg.URL, bus.ObsoleteQueues[0]), "unused obsolete queue deleted with its messages")
 	require.True(t, queueExists(t, cfg.URL, bus.ObsoleteQueues[1]), "queue held by an earlier recorder kept")
 
 	d := <-held
 	require.NoError(t, d.Nack(false, true))
 	require.NoError(t, ch.Close())
-	require.NoError(t, cfg.Declare(ctx))
+	require.NoError(t, cfg.Declare(ctx, nil))
 	require.False(t, queueExists(t, cfg.URL, bus.ObsoleteQueues[1]), "deleted once its consumer stopped")
 	for _, s := range bus.Subscriptions {
 		require.True(t, queueExists(t, cfg.URL, cfg.QueueName(s.Topic, s.Service)))
@@ -156,7 +156,7 @@ func runRouter(t *testing.T, cfg bus.Config, service string, handle func(context
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	wlog := watermill.NopLogger{}
-	require.NoError(t, cfg.Declare(context.Background()))
+	require.NoError(t, cfg.Declare(context.Background(), nil))
 	pub, err := cfg.NewPublisher(wlog)
 	require.NoError(t, err)
 	sub, err := cfg.NewSubscriber(service, wlog)
@@ -268,7 +268,7 @@ func TestDeliveryLimitStopsCrashLoops(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.MaxDeliveries = 2
 	ctx := context.Background()
-	require.NoError(t, cfg.Declare(ctx))
+	require.NoError(t, cfg.Declare(ctx, nil))
 	pub, err := cfg.NewPublisher(watermill.NopLogger{})
 	require.NoError(t, err)
 	defer pub.Close()

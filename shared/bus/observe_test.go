@@ -139,7 +139,7 @@ func TestQueueDepth(t *testing.T) {
 	}
 	cfg := testConfig(t)
 	ctx := context.Background()
-	require.NoError(t, cfg.Declare(ctx))
+	require.NoError(t, cfg.Declare(ctx, nil))
 	qd := cfg.NewQueueDepth()
 	t.Cleanup(func() { _ = qd.Close() })
 	queue := bus.DeadLetterTopic(bus.Resizer)

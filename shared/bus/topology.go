@@ -4,8 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/photopipe/photopipe/shared/event"
@@ -77,28 +82,90 @@ func (c Config) queueArgs() amqp091.Table {
 	return amqp091.Table{"x-queue-type": c.QueueType}
 }
 
+// subscriptionOf returns the subscription whose queue is queue, or whose
+// topic is the exchange exchange.
+func (c Config) subscriptionOf(queue, exchange string) (Subscription, bool) {
+	for _, s := range Subscriptions {
+		if (queue != "" && c.QueueName(s.Topic, s.Service) == queue) || (exchange != "" && s.Topic == exchange) {
+			return s, true
+		}
+	}
+	return Subscription{}, false
+}
+
+// exchangeArgs are the arguments of exchange: a topic's exchange sends what
+// no queue takes (its queue deleted by hand) to its consumer's dead-letter
+// exchange instead of dropping it.
+func (c Config) exchangeArgs(exchange string) amqp091.Table {
+	if args, ok := c.declaredArgs("exchange", exchange); ok {
+		return args
+	}
+	if s, ok := c.subscriptionOf("", exchange); ok {
+		return amqp091.Table{"alternate-exchange": DeadLetterTopic(s.Service)}
+	}
+	return nil
+}
+
+// subscriptionQueueArgs are the arguments of queue: a subscription's queue
+// moves what the broker itself drops (a max-length or message-TTL policy)
+// to its service's dead-letter queue.
+func (c Config) subscriptionQueueArgs(queue string) amqp091.Table {
+	if args, ok := c.declaredArgs("queue", queue); ok {
+		return args
+	}
+	args := c.queueArgs()
+	if s, ok := c.subscriptionOf(queue, ""); ok {
+		args["x-dead-letter-exchange"] = DeadLetterTopic(s.Service)
+	}
+	return args
+}
+
+// declared records, per broker and object, the arguments that Declare found
+// an object with when they differ from today's (it was created by an
+// earlier version), so that Watermill's own declarations repeat them:
+// declaring an object with other arguments than it has is an error.
+var declared sync.Map // "<url>\x00<kind> <name>" -> amqp091.Table
+
+func (c Config) declaredArgs(kind, name string) (amqp091.Table, bool) {
+	v, ok := declared.Load(c.declaredKey(kind, name))
+	if !ok {
+		return nil, false
+	}
+	return v.(amqp091.Table), true
+}
+
+func (c Config) declaredKey(kind, name string) string { return c.URL + "\x00" + kind + " " + name }
+
+// legacyArgs are the arguments earlier versions declared objects with.
+func (c Config) legacyArgs(kind string) amqp091.Table {
+	if kind == "queue" {
+		return c.queueArgs()
+	}
+	return nil
+}
+
 // Declare creates every exchange, queue and binding of the topology. It is
-// idempotent and safe to run from several replicas at once.
-func (c Config) Declare(ctx context.Context) error {
+// idempotent and safe to run from several replicas at once. An exchange or
+// queue that an earlier version created without today's arguments is kept
+// as it is (changing them would mean deleting it, and the queue's
+// messages), and log, when not nil, says what the operator can do.
+func (c Config) Declare(ctx context.Context, log *slog.Logger) error {
 	conn, err := Dial(ctx, c.URL, c.ConnectTimeout)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return fmt.Errorf("open channel: %w", err)
-	}
-	defer ch.Close()
-
-	for _, s := range Subscriptions {
-		if err := c.declareBound(ch, s.Topic, c.QueueName(s.Topic, s.Service)); err != nil {
+	// The dead-letter queues first: they are the others' alternate and
+	// dead-letter exchanges.
+	for _, svc := range WorkerServices {
+		dl := DeadLetterTopic(svc)
+		if err := c.declareBound(ctx, conn, log, dl, nil, dl, c.queueArgs()); err != nil {
 			return err
 		}
 	}
-	for _, svc := range WorkerServices {
-		dl := DeadLetterTopic(svc)
-		if err := c.declareBound(ch, dl, dl); err != nil {
+	for _, s := range Subscriptions {
+		q := c.QueueName(s.Topic, s.Service)
+		if err := c.declareBound(ctx, conn, log, s.Topic, c.exchangeArgs(s.Topic), q, c.subscriptionQueueArgs(q)); err != nil {
 			return err
 		}
 	}
@@ -136,15 +203,86 @@ func deleteObsolete(conn *amqp091.Connection) error {
 	return nil
 }
 
-func (c Config) declareBound(ch *amqp091.Channel, exchange, queue string) error {
-	if err := ch.ExchangeDeclare(exchange, "fanout", true, false, false, false, nil); err != nil {
-		return fmt.Errorf("declare exchange %s: %w", exchange, err)
+// declareBound declares a fanout exchange and a queue bound to it.
+func (c Config) declareBound(ctx context.Context, conn *amqp091.Connection, log *slog.Logger, exchange string, exchangeArgs amqp091.Table, queue string, queueArgs amqp091.Table) error {
+	if err := c.declareOne(ctx, conn, log, "exchange", exchange, exchangeArgs, func(ch *amqp091.Channel, args amqp091.Table) error {
+		return ch.ExchangeDeclare(exchange, "fanout", true, false, false, false, args)
+	}); err != nil {
+		return err
 	}
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, c.queueArgs()); err != nil {
-		return fmt.Errorf("declare queue %s: %w", queue, err)
+	if err := c.declareOne(ctx, conn, log, "queue", queue, queueArgs, func(ch *amqp091.Channel, args amqp091.Table) error {
+		_, err := ch.QueueDeclare(queue, true, false, false, false, args)
+		return err
+	}); err != nil {
+		return err
 	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	defer ch.Close()
 	if err := ch.QueueBind(queue, "", exchange, false, nil); err != nil {
 		return fmt.Errorf("bind queue %s to %s: %w", queue, exchange, err)
+	}
+	return nil
+}
+
+// declareOne declares one object with args or, when it exists with an
+// earlier version's arguments, with those (and says so). Each try has its
+// own channel: a refused declaration closes it.
+func (c Config) declareOne(ctx context.Context, conn *amqp091.Connection, log *slog.Logger, kind, name string, args amqp091.Table, declare func(*amqp091.Channel, amqp091.Table) error) error {
+	try := func(args amqp091.Table) error {
+		ch, err := conn.Channel()
+		if err != nil {
+			return fmt.Errorf("open channel: %w", err)
+		}
+		defer ch.Close()
+		return declare(ch, args)
+	}
+	err := try(args)
+	var amqpErr *amqp091.Error
+	if err == nil || !errors.As(err, &amqpErr) || amqpErr.Code != amqp091.PreconditionFailed || maps.Equal(args, c.legacyArgs(kind)) {
+		if err != nil {
+			return fmt.Errorf("declare %s %s: %w", kind, name, err)
+		}
+		return nil
+	}
+	legacy := c.legacyArgs(kind)
+	if lerr := try(legacy); lerr != nil {
+		return fmt.Errorf("declare %s %s: %w", kind, name, err) // neither form: the first error says why
+	}
+	declared.Store(c.declaredKey(kind, name), legacy)
+	if log != nil {
+		log.WarnContext(ctx, "an earlier version created this "+kind+" without the arguments that send what the broker would drop to a dead-letter queue; it is used as it is",
+			slog.String(kind, name), slog.Any("missing_arguments", map[string]any(args)),
+			slog.String("fix", "set a policy with these keys for it (rabbitmqctl set_policy --apply-to "+kind+"s, without the x- prefix), or delete it while it is empty"))
+	}
+	return nil
+}
+
+// topology is Watermill's topology builder: it declares the exchanges and
+// queues with the arguments Declare uses, which Watermill's default builder
+// (one set of arguments for all) cannot.
+type topology struct{ c Config }
+
+func (t topology) ExchangeDeclare(ch *amqp091.Channel, exchange string, cfg amqp.Config) error {
+	return ch.ExchangeDeclare(exchange, cfg.Exchange.Type, cfg.Exchange.Durable, cfg.Exchange.AutoDeleted,
+		cfg.Exchange.Internal, cfg.Exchange.NoWait, t.c.exchangeArgs(exchange))
+}
+
+func (t topology) BuildTopology(ch *amqp091.Channel, p amqp.BuildTopologyParams, cfg amqp.Config, _ watermill.LoggerAdapter) error {
+	if _, err := ch.QueueDeclare(p.QueueName, cfg.Queue.Durable, cfg.Queue.AutoDelete, cfg.Queue.Exclusive,
+		cfg.Queue.NoWait, t.c.subscriptionQueueArgs(p.QueueName)); err != nil {
+		return fmt.Errorf("declare queue %s: %w", p.QueueName, err)
+	}
+	if p.ExchangeName == "" {
+		return nil
+	}
+	if err := t.ExchangeDeclare(ch, p.ExchangeName, cfg); err != nil {
+		return fmt.Errorf("declare exchange %s: %w", p.ExchangeName, err)
+	}
+	if err := ch.QueueBind(p.QueueName, p.RoutingKey, p.ExchangeName, cfg.QueueBind.NoWait, cfg.QueueBind.Arguments); err != nil {
+		return fmt.Errorf("bind queue %s to %s: %w", p.QueueName, p.ExchangeName, err)
 	}
 	return nil
 }

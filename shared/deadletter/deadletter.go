@@ -34,7 +34,7 @@ type Entry struct {
 	Queue          string    `json:"queue"`
 	Handler        string    `json:"handler"`
 	Reason         string    `json:"reason"`
-	DeadLetteredAt time.Time `json:"dead_lettered_at"`
+	DeadLetteredAt time.Time `json:"dead_lettered_at,omitzero"` // absent when unknown (an unroutable event)
 }
 
 // Summary describes one service's dead-letter queue.
@@ -118,7 +118,7 @@ func (s *session) Close() {
 	_ = s.conn.Close()
 }
 
-func entry(d amqp091.Delivery) Entry {
+func (a *Admin) entry(d amqp091.Delivery, service string) Entry {
 	str := func(k string) string {
 		v, _ := d.Headers[k].(string)
 		return v
@@ -131,23 +131,60 @@ func entry(d amqp091.Delivery) Entry {
 	at, _ := time.Parse(time.RFC3339Nano, str(bus.DeadLetteredAtKey))
 	e := Entry{
 		MessageID: str("_watermill_message_uuid"), PhotoID: h.PhotoID, Attempt: h.Attempt,
-		CorrelationID: str("correlation_id"), Event: str("name"), Queue: replayQueue(d),
+		CorrelationID: str("correlation_id"), Event: str("name"), Queue: a.replayQueue(d, service),
 		Handler: str(bus.HandlerKey), Reason: str(bus.ReasonKey), DeadLetteredAt: at,
 	}
-	if e.Reason == "" {
+	if e.Reason != "" {
+		return e
+	}
+	// Not the service's: the broker's own dead letter (a queue's limit) or
+	// an event no queue was bound to (its alternate exchange).
+	if r := str("x-first-death-reason"); r != "" {
+		e.Reason = brokerReason(r, e.Queue)
+		if deaths, _ := d.Headers["x-death"].([]any); len(deaths) > 0 {
+			if death, ok := deaths[0].(amqp091.Table); ok {
+				e.DeadLetteredAt, _ = death["time"].(time.Time)
+			}
+		}
+	} else if d.Exchange != "" && d.Exchange != bus.DeadLetterTopic(service) {
+		e.Reason = fmt.Sprintf("unroutable: no queue was bound to exchange %s when it was published (was its queue deleted?)", d.Exchange)
+	} else {
 		e.Reason = "rejected by the broker"
 	}
 	return e
 }
 
+// brokerReason describes a dead letter of the broker (x-first-death-reason).
+func brokerReason(reason, queue string) string {
+	why := map[string]string{
+		"maxlen":         "the queue was full (a max-length limit)",
+		"expired":        "its time to live ran out (a message-TTL limit)",
+		"rejected":       "a consumer rejected it",
+		"delivery_limit": "it was delivered too often (a delivery limit)",
+	}[reason]
+	if why == "" {
+		why = reason
+	}
+	return fmt.Sprintf("dropped by the broker from queue %s: %s", queue, why)
+}
+
 // replayQueue is where a dead letter came from: recorded by the service,
-// or by the broker for its own dead letters.
-func replayQueue(d amqp091.Delivery) string {
+// by the broker for its own dead letters, or, for an event that reached
+// the dead-letter queue as its topic's alternate exchange, the service's
+// queue of that topic.
+func (a *Admin) replayQueue(d amqp091.Delivery, service string) string {
 	if q, _ := d.Headers[bus.QueueKey].(string); q != "" {
 		return q
 	}
-	q, _ := d.Headers["x-first-death-queue"].(string)
-	return q
+	if q, _ := d.Headers["x-first-death-queue"].(string); q != "" {
+		return q
+	}
+	for _, s := range bus.Subscriptions {
+		if s.Topic == d.Exchange && s.Service == service {
+			return a.cfg.QueueName(s.Topic, s.Service)
+		}
+	}
+	return ""
 }
 
 // Summaries describes every service's dead-letter queue, counting reasons
@@ -184,7 +221,7 @@ func (a *Admin) List(ctx context.Context, service string, offset, limit, sample 
 	sum := Summary{Service: service, Queue: queue, Count: q.Messages + len(s.msgs), Reasons: map[string]int{}}
 	entries := make([]Entry, 0, len(s.msgs))
 	for _, d := range s.msgs {
-		e := entry(d)
+		e := a.entry(d, service)
 		sum.Reasons[reasonKind(e.Reason)]++
 		entries = append(entries, e)
 	}
@@ -267,15 +304,19 @@ func (a *Admin) settle(ctx context.Context, service string, sel Selection, repla
 		return res, err
 	}
 	defer s.Close()
+	var returns chan amqp091.Return
 	if replay {
 		if err := s.ch.Confirm(false); err != nil {
 			return res, fmt.Errorf("confirm mode: %w", err)
 		}
+		// One at most: each replay waits for its confirm, which the broker
+		// sends after the return of an unroutable message.
+		returns = s.ch.NotifyReturn(make(chan amqp091.Return, 1))
 	}
 	var chosen []amqp091.Delivery
 	var entries []Entry
 	for _, d := range s.msgs {
-		if e := entry(d); sel.matches(e) {
+		if e := a.entry(d, service); sel.matches(e) {
 			chosen, entries = append(chosen, d), append(entries, e)
 		}
 	}
@@ -287,7 +328,7 @@ func (a *Admin) settle(ctx context.Context, service string, sel Selection, repla
 	for i, d := range chosen {
 		e := entries[i]
 		if replay {
-			if err := republish(ctx, s.ch, d, e.Queue); err != nil {
+			if err := republish(ctx, s.ch, returns, d, e.Queue); err != nil {
 				res.Failed = append(res.Failed, fmt.Sprintf("%s: %v", e.MessageID, err))
 				continue
 			}
@@ -305,7 +346,7 @@ func (a *Admin) settle(ctx context.Context, service string, sel Selection, repla
 // ErrDiscarding wraps the error of Admin.Discarding: nothing was dropped.
 var ErrDiscarding = errors.New("discard: the photos' attempts could not be ended, nothing was dropped")
 
-func republish(ctx context.Context, ch *amqp091.Channel, d amqp091.Delivery, queue string) error {
+func republish(ctx context.Context, ch *amqp091.Channel, returns <-chan amqp091.Return, d amqp091.Delivery, queue string) error {
 	if queue == "" {
 		return errors.New("the message does not say which queue it failed in")
 	}
@@ -335,5 +376,11 @@ func republish(ctx context.Context, ch *amqp091.Channel, d amqp091.Delivery, que
 	if !ok {
 		return fmt.Errorf("publish to %s: refused by the broker", queue)
 	}
-	return nil
+	select {
+	case <-returns:
+		// The default exchange would have dropped it; it stays here.
+		return fmt.Errorf("queue %s does not exist (deleted?): start the service that consumes it, which declares it, then replay", queue)
+	default:
+		return nil
+	}
 }

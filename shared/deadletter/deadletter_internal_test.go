@@ -17,10 +17,10 @@ import (
 func TestReplayRefusesObsoleteQueues(t *testing.T) {
 	t.Parallel()
 	for _, q := range bus.ObsoleteQueues {
-		err := republish(context.Background(), nil, amqp091.Delivery{Body: []byte("{}")}, q)
+		err := republish(context.Background(), nil, nil, amqp091.Delivery{Body: []byte("{}")}, q)
 		require.ErrorContains(t, err, "no longer consumed")
 	}
-	require.ErrorContains(t, republish(context.Background(), nil, amqp091.Delivery{}, ""), "which queue")
+	require.ErrorContains(t, republish(context.Background(), nil, nil, amqp091.Delivery{}, ""), "which queue")
 }
 
 // TestReasonKind: the ids in a reason (photo ids, and the keys and URLs

@@ -41,7 +41,7 @@ func relayEnv(t *testing.T) (*gorm.DB, bus.Config) {
 	cfg := bus.LoadConfig(envconfig.New(func(string) string { return "" }), 8)
 	cfg.URL = testenv.RabbitMQ(t)
 	require.NoError(t, cfg.Validate())
-	require.NoError(t, cfg.Declare(ctx))
+	require.NoError(t, cfg.Declare(ctx, nil))
 	return db, cfg
 }
 

@@ -56,7 +56,7 @@ func Run(ctx context.Context, o Options) error {
 	wlog := watermill.NewSlogLoggerWithLevelMapping(o.Log, map[slog.Level]slog.Level{
 		slog.LevelInfo: slog.LevelDebug,
 	})
-	if err := o.Bus.Declare(ctx); err != nil {
+	if err := o.Bus.Declare(ctx, o.Log); err != nil {
 		return fmt.Errorf("declare topology: %w", err)
 	}
 	pub, err := o.Bus.NewPublisher(wlog)
