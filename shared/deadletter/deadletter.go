@@ -73,9 +73,12 @@ func (a *Admin) queue(service string) (string, error) {
 // session is a channel on which every message present in a queue has been
 // taken (unacknowledged); Close returns the ones not acked or dropped.
 type session struct {
-	conn *amqp091.Connection
-	ch   *amqp091.Channel
-	msgs []amqp091.Delivery
+	conn    *amqp091.Connection
+	ch      *amqp091.Channel
+	queue   string
+	ready   int // messages in the queue when the session began
+	msgs    []amqp091.Delivery
+	settled int // of msgs, acknowledged
 }
 
 func (a *Admin) open(ctx context.Context, queue string, max int) (*session, error) {
@@ -88,12 +91,13 @@ func (a *Admin) open(ctx context.Context, queue string, max int) (*session, erro
 		_ = conn.Close()
 		return nil, fmt.Errorf("open channel: %w", err)
 	}
-	s := &session{conn: conn, ch: ch}
+	s := &session{conn: conn, ch: ch, queue: queue}
 	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, amqp091.Table{"x-queue-type": a.cfg.QueueType})
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("inspect queue %s: %w", queue, err)
 	}
+	s.ready = q.Messages
 	n := q.Messages
 	if max > 0 && n > max {
 		n = max
@@ -112,10 +116,34 @@ func (a *Admin) open(ctx context.Context, queue string, max int) (*session, erro
 	return s, nil
 }
 
-// Close returns every message not yet settled to the queue.
+// returnWait bounds how long Close waits for the queue to take its
+// messages back.
+const returnWait = 5 * time.Second
+
+// Close returns every message not yet settled to the queue and waits until
+// the queue counts them again (at most returnWait): a quorum queue takes
+// them back asynchronously, and a session that began meanwhile would miss
+// them (a replay right after a listing or another replay found none).
 func (s *session) Close() {
+	defer s.conn.Close()
 	_ = s.ch.Close() // unacknowledged messages go back to the queue
-	_ = s.conn.Close()
+	if len(s.msgs) == s.settled {
+		return
+	}
+	want := s.ready - s.settled // more if others arrived meanwhile
+	deadline := time.Now().Add(returnWait)
+	for time.Now().Before(deadline) {
+		ch, err := s.conn.Channel()
+		if err != nil {
+			return
+		}
+		q, err := ch.QueueDeclarePassive(s.queue, true, false, false, false, nil)
+		_ = ch.Close()
+		if err != nil || q.Messages >= want {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (a *Admin) entry(d amqp091.Delivery, service string) Entry {
@@ -339,6 +367,7 @@ func (a *Admin) settle(ctx context.Context, service string, sel Selection, repla
 		if err := d.Ack(false); err != nil {
 			return res, fmt.Errorf("settle %s: %w", e.MessageID, err)
 		}
+		s.settled++
 	}
 	return res, nil
 }

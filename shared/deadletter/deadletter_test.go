@@ -2,6 +2,7 @@ package deadletter_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -100,4 +101,42 @@ func TestBrokerDeadLettersAreListedAndReplayed(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, res.Replayed, "%v", res.Failed)
 	require.Eventually(t, func() bool { return depth(t, ch, queue) == 2 }, 10*time.Second, 50*time.Millisecond)
+}
+
+// A replay right after a listing finds every message: the listing's
+// session gives its messages back before it ends (a quorum queue takes
+// them back asynchronously after the channel closes, and the next
+// session's count missed them: "replayed 0" with 4 waiting).
+func TestReplayRightAfterListFindsEverything(t *testing.T) {
+	cfg := bus.LoadConfig(envconfig.New(func(string) string { return "" }), 1)
+	cfg.URL = testenv.RabbitMQ(t)
+	ctx := context.Background()
+	require.NoError(t, cfg.Declare(ctx, nil))
+	ch := testenv.AMQPChannel(t, cfg.URL)
+	require.NoError(t, ch.Confirm(false))
+	admin := deadletter.New(cfg)
+	dlq := bus.DeadLetterTopic(bus.Downloader)
+	const n = 20
+	for round := range 10 {
+		for i := range n {
+			conf, err := ch.PublishWithDeferredConfirmWithContext(ctx, dlq, "", false, false, amqp091.Publishing{
+				Headers: amqp091.Table{bus.QueueKey: cfg.PhotoProcessorQueue, bus.ReasonKey: "test"},
+				Body:    []byte(fmt.Sprintf(`{"photo_id":"p%d"}`, i)), DeliveryMode: amqp091.Persistent,
+			})
+			require.NoError(t, err)
+			require.True(t, conf.Wait(), "message %d", i)
+		}
+		require.Eventually(t, func() bool { return depth(t, ch, dlq) == n }, 10*time.Second, 20*time.Millisecond)
+		sum, _, err := admin.List(ctx, bus.Downloader, 0, 5, 10)
+		require.NoError(t, err)
+		require.Equal(t, n, sum.Count)
+		res, err := admin.Replay(ctx, bus.Downloader, deadletter.Selection{PhotoIDs: []string{"p0"}})
+		require.NoError(t, err)
+		require.Equal(t, 1, res.Replayed, "round %d: %v", round, res.Failed)
+		res, err = admin.Replay(ctx, bus.Downloader, deadletter.Selection{All: true})
+		require.NoError(t, err)
+		require.Equal(t, n-1, res.Replayed, "round %d: %v", round, res.Failed)
+		_, err = ch.QueuePurge(cfg.PhotoProcessorQueue, false)
+		require.NoError(t, err)
+	}
 }
