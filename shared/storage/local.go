@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strings"
 	"sync"
 )
 
@@ -72,13 +73,20 @@ func (l *Local) put(ctx context.Context, key string, r io.Reader, buf []byte) (i
 	if err != nil {
 		return 0, err
 	}
-	if err := l.root.MkdirAll(path.Dir(key), 0o755); err != nil {
-		return 0, fmt.Errorf("put %s: %w", key, err)
-	}
 	var suffix [8]byte
 	_, _ = rand.Read(suffix[:])
 	tmp := path.Join(path.Dir(key), ".tmp-"+hex.EncodeToString(suffix[:])+"-"+path.Base(key))
-	f, err := l.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	var f *os.File
+	for try := 0; ; try++ {
+		if err = l.root.MkdirAll(path.Dir(key), 0o755); err == nil {
+			f, err = l.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		}
+		// A Delete of the directory's last file may remove it meanwhile
+		// (MkdirAll then finds it gone after it existed).
+		if err == nil || try == 2 || !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrExist) {
+			break
+		}
+	}
 	if err != nil {
 		return 0, fmt.Errorf("put %s: %w", key, err)
 	}
@@ -165,6 +173,14 @@ func (l *Local) Delete(_ context.Context, key string) error {
 	}
 	if err := l.root.Remove(key); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	// Its directories too, once empty (an aborted upload's
+	// originals/<id>/), but not the top one (originals/): removing a
+	// directory that is not empty fails and stops here.
+	for dir := path.Dir(key); strings.Contains(dir, "/"); dir = path.Dir(dir) {
+		if l.root.Remove(dir) != nil {
+			break
+		}
 	}
 	return nil
 }

@@ -3,11 +3,14 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -108,4 +111,47 @@ func TestLocalPutLeavesNoTemporaryFile(t *testing.T) {
 	entries, err := os.ReadDir(filepath.Join(dir, "k"))
 	require.NoError(t, err)
 	require.Empty(t, entries, "no temporary file is left behind")
+}
+
+// Deleting a directory's last file removes the directory (an aborted
+// upload left an empty originals/<id>/ behind), up to but not the top one;
+// a directory with other files stays.
+func TestLocalDeleteRemovesEmptyDirectories(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := NewLocal(dir)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := t.Context()
+	for _, k := range []string{"originals/a/x.jpg", "originals/b/x.jpg", "originals/b/y.jpg", "thumbnails/c/d/e.jpg"} {
+		_, err := s.Put(ctx, k, strings.NewReader("data"))
+		require.NoError(t, err)
+	}
+	for _, k := range []string{"originals/a/x.jpg", "originals/b/x.jpg", "thumbnails/c/d/e.jpg"} {
+		require.NoError(t, s.Delete(ctx, k))
+	}
+	require.NoDirExists(t, filepath.Join(dir, "originals/a"))
+	require.FileExists(t, filepath.Join(dir, "originals/b/y.jpg"))
+	require.NoDirExists(t, filepath.Join(dir, "thumbnails/c"))
+	require.DirExists(t, filepath.Join(dir, "originals"))
+	require.DirExists(t, filepath.Join(dir, "thumbnails"))
+
+	// A put into a directory that a delete is removing at the same time
+	// still lands.
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Add(2)
+		key := fmt.Sprintf("originals/r/%d.jpg", i)
+		go func() {
+			defer wg.Done()
+			_, err := s.Put(ctx, key, strings.NewReader("data"))
+			assert.NoError(t, err)
+		}()
+		go func() {
+			defer wg.Done()
+			assert.NoError(t, s.Delete(ctx, fmt.Sprintf("originals/r/%d.jpg", i-1)))
+		}()
+		wg.Wait()
+		require.FileExists(t, filepath.Join(dir, key))
+	}
 }
