@@ -3,7 +3,9 @@ package bus_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -71,9 +73,11 @@ func TestBrokerDropsEndInTheDeadLetterQueue(t *testing.T) {
 }
 
 // Exchanges and queues that an earlier version declared without those
-// arguments stay as they are, with a warning, and publishing and consuming
+// arguments stay as they are, with one warning that gives the policies to
+// apply (they are valid rabbitmqctl commands), and publishing and consuming
 // go on (RabbitMQ refuses a declaration with other arguments than the
-// object has).
+// object has). Deleted while a consumer runs, such a queue comes back with
+// today's arguments.
 func TestDeclareKeepsAnEarlierVersionsQueues(t *testing.T) {
 	cfg := testConfig(t)
 	ctx := context.Background()
@@ -83,10 +87,20 @@ func TestDeclareKeepsAnEarlierVersionsQueues(t *testing.T) {
 	require.NoError(t, err)
 
 	var logs bytes.Buffer
-	require.NoError(t, cfg.Declare(ctx, slog.New(slog.NewTextHandler(&logs, nil))))
-	require.Contains(t, logs.String(), "exchange="+event.TopicPhotoRequested)
-	require.Contains(t, logs.String(), "queue="+cfg.PhotoProcessorQueue)
-	require.Contains(t, logs.String(), "rabbitmqctl set_policy")
+	require.NoError(t, cfg.Declare(ctx, slog.New(slog.NewJSONHandler(&logs, nil))))
+	var warning struct {
+		Level    string
+		Objects  []string
+		Policies []string
+	}
+	require.NoError(t, json.Unmarshal(logs.Bytes(), &warning), "one line: %s", logs.String())
+	require.Equal(t, "WARN", warning.Level)
+	require.Equal(t, []string{"exchange " + event.TopicPhotoRequested, "queue " + cfg.PhotoProcessorQueue}, warning.Objects)
+	require.Len(t, warning.Policies, 2)
+	for _, cmd := range warning.Policies {
+		out, err := exec.Command("sh", "-c", cmd).CombinedOutput()
+		require.NoError(t, err, "%s: %s", cmd, out)
+	}
 
 	sub, err := cfg.NewSubscriber(bus.Downloader, watermill.NopLogger{})
 	require.NoError(t, err)
@@ -95,12 +109,61 @@ func TestDeclareKeepsAnEarlierVersionsQueues(t *testing.T) {
 	defer cancel()
 	msgs, err := sub.Subscribe(subCtx, event.TopicPhotoRequested)
 	require.NoError(t, err)
-	publishRequested(t, cfg, "p")
-	select {
-	case m := <-msgs:
-		require.Contains(t, string(m.Payload), `"photo_id":"p"`)
-		m.Ack()
-	case <-time.After(10 * time.Second):
-		t.Fatal("nothing consumed")
+	receive := func(photoID string) {
+		t.Helper()
+		publishRequested(t, cfg, photoID)
+		select {
+		case m := <-msgs:
+			require.Contains(t, string(m.Payload), `"photo_id":"`+photoID+`"`)
+			m.Ack()
+		case <-time.After(10 * time.Second):
+			t.Fatal("nothing consumed")
+		}
 	}
+	receive("p")
+
+	_, err = ch.QueueDelete(cfg.PhotoProcessorQueue, false, false, false)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return queueExists(t, cfg.URL, cfg.PhotoProcessorQueue) }, 10*time.Second, 20*time.Millisecond,
+		"the consumer declares its queue again")
+	check := testenv.AMQPChannel(t, cfg.URL)
+	_, err = check.QueueDeclare(cfg.PhotoProcessorQueue, true, false, false, false, amqp091.Table{
+		"x-queue-type": cfg.QueueType, "x-dead-letter-exchange": bus.DeadLetterTopic(bus.Downloader),
+	})
+	require.NoError(t, err, "with today's arguments")
+	require.Eventually(t, func() bool {
+		q, ok := inspectQueue(t, cfg.URL, cfg.PhotoProcessorQueue)
+		return ok && q.Consumers == 1
+	}, 10*time.Second, 20*time.Millisecond, "and consumes it")
+	receive("q")
+}
+
+// A queue deleted under its consumers: they subscribe again, which
+// declares it again, and handle what comes next. Before, each worker was
+// handed an empty message (Watermill read the cancelled consumer's closed
+// delivery channel), retried it and dead-lettered it as an event of no type.
+func TestConsumersOutliveTheirQueue(t *testing.T) {
+	cfg := testConfig(t)
+	got := make(chan string, 10)
+	events := runRouter(t, cfg, bus.Recorder, func(_ context.Context, e *event.PhotoFailed) error {
+		got <- e.PhotoID
+		return nil
+	})
+	queue := cfg.QueueName(event.TopicPhotoFailed, bus.Recorder)
+	ch := testenv.AMQPChannel(t, cfg.URL)
+	_, err := ch.QueueDelete(queue, false, false, false)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		q, ok := inspectQueue(t, cfg.URL, queue)
+		return ok && q.Consumers == 2
+	}, 10*time.Second, 20*time.Millisecond, "both workers consume the queue again")
+	require.NoError(t, events.Publish(context.Background(), &event.PhotoFailed{Header: event.NewHeader("after", 1)}))
+	select {
+	case id := <-got:
+		require.Equal(t, "after", id)
+	case <-time.After(10 * time.Second):
+		t.Fatal("not handled")
+	}
+	time.Sleep(200 * time.Millisecond) // a dead letter would be there by now (retries take 30 ms)
+	require.Zero(t, queueDepth(t, cfg.URL, bus.DeadLetterTopic(bus.Recorder)), "nothing dead-lettered")
 }

@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -50,8 +51,23 @@ func (c Config) amqpConfig(service string) amqp.Config {
 	cfg.Publish.ConfirmDelivery = true
 	cfg.Publish.ChannelPoolSize = c.PublishChannels
 	cfg.Consume.Qos.PrefetchCount = c.Prefetch
-	cfg.Marshaler = amqp.DefaultMarshaler{PreprocessDelivery: stringHeaders}
+	cfg.Marshaler = marshaler{amqp.DefaultMarshaler{PreprocessDelivery: stringHeaders}}
 	return cfg
+}
+
+// marshaler is Watermill's, but refuses the empty delivery that Watermill
+// reads from the closed delivery channel of a consumer the broker
+// cancelled (its queue was deleted). Handled, it was dead-lettered after
+// every retry as an event of no type, once per worker; refused, Watermill
+// fails to nack it, drops the channel and subscribes again, which declares
+// the queue again.
+type marshaler struct{ amqp.DefaultMarshaler }
+
+func (m marshaler) Unmarshal(d amqp091.Delivery) (*message.Message, error) {
+	if d.Acknowledger == nil {
+		return nil, errors.New("the broker cancelled the consumer (its queue was deleted?)")
+	}
+	return m.DefaultMarshaler.Unmarshal(d)
 }
 
 // stringHeaders turns the broker's non-string headers (x-delivery-count on

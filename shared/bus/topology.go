@@ -2,11 +2,13 @@ package bus
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"sync"
+	"reflect"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -97,9 +99,6 @@ func (c Config) subscriptionOf(queue, exchange string) (Subscription, bool) {
 // no queue takes (its queue deleted by hand) to its consumer's dead-letter
 // exchange instead of dropping it.
 func (c Config) exchangeArgs(exchange string) amqp091.Table {
-	if args, ok := c.declaredArgs("exchange", exchange); ok {
-		return args
-	}
 	if s, ok := c.subscriptionOf("", exchange); ok {
 		return amqp091.Table{"alternate-exchange": DeadLetterTopic(s.Service)}
 	}
@@ -110,31 +109,12 @@ func (c Config) exchangeArgs(exchange string) amqp091.Table {
 // moves what the broker itself drops (a max-length or message-TTL policy)
 // to its service's dead-letter queue.
 func (c Config) subscriptionQueueArgs(queue string) amqp091.Table {
-	if args, ok := c.declaredArgs("queue", queue); ok {
-		return args
-	}
 	args := c.queueArgs()
 	if s, ok := c.subscriptionOf(queue, ""); ok {
 		args["x-dead-letter-exchange"] = DeadLetterTopic(s.Service)
 	}
 	return args
 }
-
-// declared records, per broker and object, the arguments that Declare found
-// an object with when they differ from today's (it was created by an
-// earlier version), so that Watermill's own declarations repeat them:
-// declaring an object with other arguments than it has is an error.
-var declared sync.Map // "<url>\x00<kind> <name>" -> amqp091.Table
-
-func (c Config) declaredArgs(kind, name string) (amqp091.Table, bool) {
-	v, ok := declared.Load(c.declaredKey(kind, name))
-	if !ok {
-		return nil, false
-	}
-	return v.(amqp091.Table), true
-}
-
-func (c Config) declaredKey(kind, name string) string { return c.URL + "\x00" + kind + " " + name }
 
 // legacyArgs are the arguments earlier versions declared objects with.
 func (c Config) legacyArgs(kind string) amqp091.Table {
@@ -147,27 +127,35 @@ func (c Config) legacyArgs(kind string) amqp091.Table {
 // Declare creates every exchange, queue and binding of the topology. It is
 // idempotent and safe to run from several replicas at once. An exchange or
 // queue that an earlier version created without today's arguments is kept
-// as it is (changing them would mean deleting it, and the queue's
-// messages), and log, when not nil, says what the operator can do.
+// as it is (RabbitMQ cannot change them; deleting it would lose the
+// queue's messages), and log, when not nil, says how to add them.
 func (c Config) Declare(ctx context.Context, log *slog.Logger) error {
 	conn, err := Dial(ctx, c.URL, c.ConnectTimeout)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	var old []legacyObject
 	// The dead-letter queues first: they are the others' alternate and
 	// dead-letter exchanges.
 	for _, svc := range WorkerServices {
 		dl := DeadLetterTopic(svc)
-		if err := c.declareBound(ctx, conn, log, dl, nil, dl, c.queueArgs()); err != nil {
+		if err := c.declareBound(conn, &old, dl, nil, dl, c.queueArgs()); err != nil {
 			return err
 		}
 	}
 	for _, s := range Subscriptions {
 		q := c.QueueName(s.Topic, s.Service)
-		if err := c.declareBound(ctx, conn, log, s.Topic, c.exchangeArgs(s.Topic), q, c.subscriptionQueueArgs(q)); err != nil {
+		if err := c.declareBound(conn, &old, s.Topic, c.exchangeArgs(s.Topic), q, c.subscriptionQueueArgs(q)); err != nil {
 			return err
 		}
+	}
+	if len(old) > 0 && log != nil {
+		log.WarnContext(ctx, "exchanges and queues created by an earlier version lack the arguments that send what the broker would drop "+
+			"(an event no queue takes, a message a max-length or TTL policy pushes out) to a dead-letter queue; they work as before. "+
+			"To add them, apply these policies (merged with any policy of yours on the same object: only one applies), "+
+			"or stop every service, delete them while empty and start again; ignore this if such policies are in place",
+			slog.Any("objects", legacyNames(old)), slog.Any("policies", c.policyCommands(old)))
 	}
 	return deleteObsolete(conn)
 }
@@ -203,14 +191,50 @@ func deleteObsolete(conn *amqp091.Connection) error {
 	return nil
 }
 
-// declareBound declares a fanout exchange and a queue bound to it.
-func (c Config) declareBound(ctx context.Context, conn *amqp091.Connection, log *slog.Logger, exchange string, exchangeArgs amqp091.Table, queue string, queueArgs amqp091.Table) error {
-	if err := c.declareOne(ctx, conn, log, "exchange", exchange, exchangeArgs, func(ch *amqp091.Channel, args amqp091.Table) error {
+// legacyObject is an exchange or queue that an earlier version created
+// without the arguments in missing.
+type legacyObject struct {
+	kind, name string
+	missing    amqp091.Table
+}
+
+func legacyNames(old []legacyObject) []string {
+	out := make([]string, len(old))
+	for i, o := range old {
+		out[i] = o.kind + " " + o.name
+	}
+	return out
+}
+
+// policyCommands returns, for each object, the rabbitmqctl command that
+// gives it the missing arguments as a policy (whose keys drop the "x-").
+func (c Config) policyCommands(old []legacyObject) []string {
+	vhost := "/"
+	if nodes, err := brokerURLs(c.URL); err == nil && len(nodes) > 0 {
+		vhost = nodes[0].uri.Vhost
+	}
+	out := make([]string, 0, len(old))
+	for _, o := range old {
+		def := map[string]any{}
+		for k, v := range o.missing {
+			def[strings.TrimPrefix(k, "x-")] = v
+		}
+		js, _ := json.Marshal(def)
+		out = append(out, fmt.Sprintf("rabbitmqctl set_policy -p %s --apply-to %ss photopipe-%s '^%s$' '%s'",
+			vhost, o.kind, o.name, regexp.QuoteMeta(o.name), js))
+	}
+	return out
+}
+
+// declareBound declares a fanout exchange and a queue bound to it; old,
+// when not nil, collects those an earlier version created.
+func (c Config) declareBound(conn *amqp091.Connection, old *[]legacyObject, exchange string, exchangeArgs amqp091.Table, queue string, queueArgs amqp091.Table) error {
+	if err := c.declareOne(conn, old, "exchange", exchange, exchangeArgs, func(ch *amqp091.Channel, args amqp091.Table) error {
 		return ch.ExchangeDeclare(exchange, "fanout", true, false, false, false, args)
 	}); err != nil {
 		return err
 	}
-	if err := c.declareOne(ctx, conn, log, "queue", queue, queueArgs, func(ch *amqp091.Channel, args amqp091.Table) error {
+	if err := c.declareOne(conn, old, "queue", queue, queueArgs, func(ch *amqp091.Channel, args amqp091.Table) error {
 		_, err := ch.QueueDeclare(queue, true, false, false, false, args)
 		return err
 	}); err != nil {
@@ -228,9 +252,9 @@ func (c Config) declareBound(ctx context.Context, conn *amqp091.Connection, log 
 }
 
 // declareOne declares one object with args or, when it exists with an
-// earlier version's arguments, with those (and says so). Each try has its
-// own channel: a refused declaration closes it.
-func (c Config) declareOne(ctx context.Context, conn *amqp091.Connection, log *slog.Logger, kind, name string, args amqp091.Table, declare func(*amqp091.Channel, amqp091.Table) error) error {
+// earlier version's arguments, with those (recorded in old). Each try has
+// its own channel: a refused declaration closes it.
+func (c Config) declareOne(conn *amqp091.Connection, old *[]legacyObject, kind, name string, args amqp091.Table, declare func(*amqp091.Channel, amqp091.Table) error) error {
 	try := func(args amqp091.Table) error {
 		ch, err := conn.Channel()
 		if err != nil {
@@ -240,51 +264,65 @@ func (c Config) declareOne(ctx context.Context, conn *amqp091.Connection, log *s
 		return declare(ch, args)
 	}
 	err := try(args)
+	legacy := c.legacyArgs(kind)
 	var amqpErr *amqp091.Error
-	if err == nil || !errors.As(err, &amqpErr) || amqpErr.Code != amqp091.PreconditionFailed || maps.Equal(args, c.legacyArgs(kind)) {
+	if err == nil || !errors.As(err, &amqpErr) || amqpErr.Code != amqp091.PreconditionFailed || reflect.DeepEqual(args, legacy) {
 		if err != nil {
 			return fmt.Errorf("declare %s %s: %w", kind, name, err)
 		}
 		return nil
 	}
-	legacy := c.legacyArgs(kind)
-	if lerr := try(legacy); lerr != nil {
-		return fmt.Errorf("declare %s %s: %w", kind, name, err) // neither form: the first error says why
+	if err := try(legacy); err != nil {
+		// Neither today's nor an earlier version's: this error names what
+		// differs from the earlier version's (a queue type, say).
+		return fmt.Errorf("declare %s %s: %w", kind, name, err)
 	}
-	declared.Store(c.declaredKey(kind, name), legacy)
-	if log != nil {
-		log.WarnContext(ctx, "an earlier version created this "+kind+" without the arguments that send what the broker would drop to a dead-letter queue; it is used as it is",
-			slog.String(kind, name), slog.Any("missing_arguments", map[string]any(args)),
-			slog.String("fix", "set a policy with these keys for it (rabbitmqctl set_policy --apply-to "+kind+"s, without the x- prefix), or delete it while it is empty"))
+	if old != nil {
+		missing := amqp091.Table{}
+		for k, v := range args {
+			if _, ok := legacy[k]; !ok {
+				missing[k] = v
+			}
+		}
+		*old = append(*old, legacyObject{kind: kind, name: name, missing: missing})
 	}
 	return nil
 }
 
-// topology is Watermill's topology builder: it declares the exchanges and
-// queues with the arguments Declare uses, which Watermill's default builder
-// (one set of arguments for all) cannot.
+// topology is Watermill's topology builder. It declares exchanges and
+// queues as Declare does (today's arguments, or an earlier version's for an
+// object that has those), on a connection of its own: Watermill's channel
+// would be closed by the first refused declaration. So a queue deleted by
+// hand is declared again, when the consumers resubscribe, with today's
+// arguments.
 type topology struct{ c Config }
 
-func (t topology) ExchangeDeclare(ch *amqp091.Channel, exchange string, cfg amqp.Config) error {
-	return ch.ExchangeDeclare(exchange, cfg.Exchange.Type, cfg.Exchange.Durable, cfg.Exchange.AutoDeleted,
-		cfg.Exchange.Internal, cfg.Exchange.NoWait, t.c.exchangeArgs(exchange))
+// topologyTimeout bounds the connection of one topology declaration.
+const topologyTimeout = 10 * time.Second
+
+func (t topology) declare(exchange, queue string) error {
+	conn, err := Dial(context.Background(), t.c.URL, topologyTimeout)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if queue == "" {
+		return t.c.declareOne(conn, nil, "exchange", exchange, t.c.exchangeArgs(exchange), func(ch *amqp091.Channel, args amqp091.Table) error {
+			return ch.ExchangeDeclare(exchange, "fanout", true, false, false, false, args)
+		})
+	}
+	return t.c.declareBound(conn, nil, exchange, t.c.exchangeArgs(exchange), queue, t.c.subscriptionQueueArgs(queue))
 }
 
-func (t topology) BuildTopology(ch *amqp091.Channel, p amqp.BuildTopologyParams, cfg amqp.Config, _ watermill.LoggerAdapter) error {
-	if _, err := ch.QueueDeclare(p.QueueName, cfg.Queue.Durable, cfg.Queue.AutoDelete, cfg.Queue.Exclusive,
-		cfg.Queue.NoWait, t.c.subscriptionQueueArgs(p.QueueName)); err != nil {
-		return fmt.Errorf("declare queue %s: %w", p.QueueName, err)
-	}
+func (t topology) ExchangeDeclare(_ *amqp091.Channel, exchange string, _ amqp.Config) error {
+	return t.declare(exchange, "")
+}
+
+func (t topology) BuildTopology(_ *amqp091.Channel, p amqp.BuildTopologyParams, _ amqp.Config, _ watermill.LoggerAdapter) error {
 	if p.ExchangeName == "" {
-		return nil
+		return errors.New("photopipe's queues are bound to an exchange")
 	}
-	if err := t.ExchangeDeclare(ch, p.ExchangeName, cfg); err != nil {
-		return fmt.Errorf("declare exchange %s: %w", p.ExchangeName, err)
-	}
-	if err := ch.QueueBind(p.QueueName, p.RoutingKey, p.ExchangeName, cfg.QueueBind.NoWait, cfg.QueueBind.Arguments); err != nil {
-		return fmt.Errorf("bind queue %s to %s: %w", p.QueueName, p.ExchangeName, err)
-	}
-	return nil
+	return t.declare(p.ExchangeName, p.QueueName)
 }
 
 // Dial connects to the broker, retrying until it answers or timeout passes:

@@ -76,7 +76,6 @@ type session struct {
 	conn    *amqp091.Connection
 	ch      *amqp091.Channel
 	queue   string
-	ready   int // messages in the queue when the session began
 	msgs    []amqp091.Delivery
 	settled int // of msgs, acknowledged
 }
@@ -97,7 +96,6 @@ func (a *Admin) open(ctx context.Context, queue string, max int) (*session, erro
 		s.Close()
 		return nil, fmt.Errorf("inspect queue %s: %w", queue, err)
 	}
-	s.ready = q.Messages
 	n := q.Messages
 	if max > 0 && n > max {
 		n = max
@@ -126,24 +124,31 @@ const returnWait = 5 * time.Second
 // them (a replay right after a listing or another replay found none).
 func (s *session) Close() {
 	defer s.conn.Close()
-	_ = s.ch.Close() // unacknowledged messages go back to the queue
-	if len(s.msgs) == s.settled {
+	held := len(s.msgs) - s.settled
+	ready, err := s.ready() // without the held ones, with any that arrived
+	_ = s.ch.Close()        // unacknowledged messages go back to the queue
+	if held == 0 || err != nil {
 		return
 	}
-	want := s.ready - s.settled // more if others arrived meanwhile
 	deadline := time.Now().Add(returnWait)
 	for time.Now().Before(deadline) {
-		ch, err := s.conn.Channel()
-		if err != nil {
-			return
-		}
-		q, err := ch.QueueDeclarePassive(s.queue, true, false, false, false, nil)
-		_ = ch.Close()
-		if err != nil || q.Messages >= want {
+		n, err := s.ready()
+		if err != nil || n >= ready+held {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// ready counts the queue's ready messages, on a channel of its own.
+func (s *session) ready() (int, error) {
+	ch, err := s.conn.Channel()
+	if err != nil {
+		return 0, err
+	}
+	defer ch.Close()
+	q, err := ch.QueueDeclarePassive(s.queue, true, false, false, false, nil)
+	return q.Messages, err
 }
 
 func (a *Admin) entry(d amqp091.Delivery, service string) Entry {
@@ -391,6 +396,10 @@ func republish(ctx context.Context, ch *amqp091.Channel, returns <-chan amqp091.
 		delete(headers, k)
 	}
 	headers["photopipe_replayed_at"] = time.Now().UTC().Format(time.RFC3339Nano)
+	select {
+	case <-returns: // of an earlier message whose confirm failed
+	default:
+	}
 	conf, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", queue, true, false, amqp091.Publishing{
 		Headers: headers, Body: d.Body, ContentType: d.ContentType, DeliveryMode: amqp091.Persistent,
 		MessageId: d.MessageId, CorrelationId: d.CorrelationId,
