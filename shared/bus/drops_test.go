@@ -60,10 +60,7 @@ func TestBrokerDropsEndInTheDeadLetterQueue(t *testing.T) {
 	require.Equal(t, event.TopicPhotoRequested, d.Exchange, "the exchange it was published to says which queue it was meant for")
 
 	require.NoError(t, cfg.Declare(ctx, nil), "the queue is back")
-	uri, err := amqp091.ParseURI(cfg.URL)
-	require.NoError(t, err)
-	out, err := testenv.RabbitMQCtl("set_policy", "-p", uri.Vhost, "--apply-to", "queues", "limit", "^"+cfg.PhotoProcessorQueue+"$", `{"max-length":1}`)
-	require.NoError(t, err, out)
+	testenv.QueuePolicy(t, cfg.URL, cfg.PhotoProcessorQueue, "limit", `{"max-length":1}`)
 	publishRequested(t, cfg, "first")
 	publishRequested(t, cfg, "second")
 	d = getOne(t, ch, dlq)

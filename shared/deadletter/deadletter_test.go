@@ -72,10 +72,7 @@ func TestBrokerDeadLettersAreListedAndReplayed(t *testing.T) {
 		"kept in the dead-letter queue")
 
 	require.NoError(t, cfg.Declare(ctx, nil))
-	uri, err := amqp091.ParseURI(cfg.URL)
-	require.NoError(t, err)
-	out, err := testenv.RabbitMQCtl("set_policy", "-p", uri.Vhost, "--apply-to", "queues", "limit", "^"+queue+"$", `{"max-length":1}`)
-	require.NoError(t, err, out)
+	clearPolicy := testenv.QueuePolicy(t, cfg.URL, queue, "limit", `{"max-length":1}`)
 	publishRequested(t, cfg, "first")
 	publishRequested(t, cfg, "second")
 	require.Eventually(t, func() bool {
@@ -93,8 +90,7 @@ func TestBrokerDeadLettersAreListedAndReplayed(t *testing.T) {
 	require.Equal(t, "dropped by the broker from queue photo-processor: the queue was full (a max-length limit)", full.Reason)
 	require.WithinDuration(t, time.Now(), full.DeadLetteredAt, time.Minute)
 
-	out, err = testenv.RabbitMQCtl("clear_policy", "-p", uri.Vhost, "limit")
-	require.NoError(t, err, out)
+	clearPolicy()
 	_, err = ch.QueuePurge(queue, false)
 	require.NoError(t, err)
 	res, err = admin.Replay(ctx, bus.Downloader, deadletter.Selection{PhotoIDs: []string{"unroutable", "first"}})

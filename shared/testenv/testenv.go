@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -217,4 +219,41 @@ func startRabbitMQ() error {
 		return fmt.Errorf("rabbitmq-server -detached: %w: %s", err, out)
 	}
 	return nil
+}
+
+// QueuePolicy applies a policy named name with definition (JSON) to queue
+// on the broker at amqpURL and returns once the queue has it (the broker
+// applies policies asynchronously); the returned func removes it and
+// returns once the queue is without it.
+func QueuePolicy(tb testing.TB, amqpURL, queue, name, definition string) func() {
+	tb.Helper()
+	uri, err := amqp091.ParseURI(amqpURL)
+	if err != nil {
+		tb.Fatalf("parse %s: %v", amqpURL, err)
+	}
+	wait := func(policy string) {
+		tb.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			out, err := rabbitmqctl("list_queues", "-q", "-p", uri.Vhost, "name", "policy")
+			if err == nil && slices.Contains(strings.Split(out, "\n"), queue+"\t"+policy) {
+				return
+			}
+			if time.Now().After(deadline) {
+				tb.Fatalf("queue %s without policy %q within 30 s: %v: %s", queue, policy, err, out)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if out, err := rabbitmqctl("set_policy", "-p", uri.Vhost, "--apply-to", "queues", name, "^"+regexp.QuoteMeta(queue)+"$", definition); err != nil {
+		tb.Fatalf("set policy: %v: %s", err, out)
+	}
+	wait(name)
+	return func() {
+		tb.Helper()
+		if out, err := rabbitmqctl("clear_policy", "-p", uri.Vhost, name); err != nil {
+			tb.Fatalf("clear policy: %v: %s", err, out)
+		}
+		wait("")
+	}
 }
