@@ -63,6 +63,17 @@ func (c Config) amqpConfig(service string) amqp.Config {
 // the queue again.
 type marshaler struct{ amqp.DefaultMarshaler }
 
+// Marshal also stamps the time of publishing (AMQP's timestamp, in
+// seconds): an event that no queue takes reaches the dead-letter queue
+// with no other record of when.
+func (m marshaler) Marshal(msg *message.Message) (amqp091.Publishing, error) {
+	p, err := m.DefaultMarshaler.Marshal(msg)
+	if err == nil && p.Timestamp.IsZero() {
+		p.Timestamp = time.Now()
+	}
+	return p, err
+}
+
 func (m marshaler) Unmarshal(d amqp091.Delivery) (*message.Message, error) {
 	if d.Acknowledger == nil {
 		return nil, errors.New("the broker cancelled the consumer (its queue was deleted?)")

@@ -34,7 +34,7 @@ type Entry struct {
 	Queue          string    `json:"queue"`
 	Handler        string    `json:"handler"`
 	Reason         string    `json:"reason"`
-	DeadLetteredAt time.Time `json:"dead_lettered_at,omitzero"` // absent when unknown (an unroutable event)
+	DeadLetteredAt time.Time `json:"dead_lettered_at,omitzero"` // absent when unknown
 }
 
 // Summary describes one service's dead-letter queue.
@@ -181,6 +181,7 @@ func (a *Admin) entry(d amqp091.Delivery, service string) Entry {
 		}
 	} else if d.Exchange != "" && d.Exchange != bus.DeadLetterTopic(service) {
 		e.Reason = fmt.Sprintf("unroutable: no queue was bound to exchange %s when it was published (was its queue deleted?)", d.Exchange)
+		e.DeadLetteredAt = d.Timestamp // published (and so dead-lettered) then; zero from earlier versions
 	} else {
 		e.Reason = "rejected by the broker"
 	}

@@ -62,6 +62,7 @@ func TestBrokerDeadLettersAreListedAndReplayed(t *testing.T) {
 	require.Equal(t, queue, e.Queue)
 	require.Equal(t, "PhotoRequested", e.Event)
 	require.Contains(t, e.Reason, "unroutable: no queue was bound to exchange PhotoRequested")
+	require.WithinDuration(t, time.Now(), e.DeadLetteredAt, time.Minute, "when it was published")
 
 	res, err := admin.Replay(ctx, bus.Downloader, deadletter.Selection{All: true})
 	require.NoError(t, err)
