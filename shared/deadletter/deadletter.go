@@ -181,7 +181,7 @@ func (a *Admin) entry(d amqp091.Delivery, service string) Entry {
 		}
 	} else if d.Exchange != "" && d.Exchange != bus.DeadLetterTopic(service) {
 		e.Reason = fmt.Sprintf("unroutable: no queue was bound to exchange %s when it was published (was its queue deleted?)", d.Exchange)
-		e.DeadLetteredAt = d.Timestamp // published (and so dead-lettered) then; zero from earlier versions
+		e.DeadLetteredAt = d.Timestamp.UTC() // published (and so dead-lettered) then; zero (omitted) from earlier versions
 	} else {
 		e.Reason = "rejected by the broker"
 	}
