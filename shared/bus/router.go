@@ -47,7 +47,7 @@ func (c Config) amqpConfig(service string) amqp.Config {
 		BackoffMaxInterval:         5 * time.Second,
 	}
 	cfg.Queue.Arguments = c.queueArgs()
-	cfg.TopologyBuilder = topology{c}
+	cfg.TopologyBuilder = newTopology(c)
 	cfg.Publish.ConfirmDelivery = true
 	cfg.Publish.ChannelPoolSize = c.PublishChannels
 	cfg.Consume.Qos.PrefetchCount = c.Prefetch

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -295,13 +296,54 @@ func (c Config) declareOne(conn *amqp091.Connection, old *[]legacyObject, kind, 
 // would be closed by the first refused declaration. So a queue deleted by
 // hand is declared again, when the consumers resubscribe, with today's
 // arguments.
-type topology struct{ c Config }
+//
+// One declaration of an object serves all the workers that ask within
+// declareReuse, its error too: they all resubscribe at once, and Watermill
+// retries a failed subscription every 100 ms, which with a connection per
+// try would open dozens a second for as long as a declaration is refused.
+type topology struct {
+	c      Config
+	recent *recentDeclarations
+	// dial opens the connection of a declaration (tests count them).
+	dial func() (*amqp091.Connection, error)
+}
+
+// declareReuse is how long one declaration of an object stands for others.
+const declareReuse = time.Second
 
 // topologyTimeout bounds the connection of one topology declaration.
 const topologyTimeout = 10 * time.Second
 
+type recentDeclarations struct {
+	mu sync.Mutex // held while declaring: concurrent workers wait for one declaration
+	at map[string]declaration
+}
+
+type declaration struct {
+	at  time.Time
+	err error
+}
+
+func newTopology(c Config) topology {
+	return topology{c: c, recent: &recentDeclarations{at: map[string]declaration{}}, dial: func() (*amqp091.Connection, error) {
+		return Dial(context.Background(), c.URL, topologyTimeout)
+	}}
+}
+
 func (t topology) declare(exchange, queue string) error {
-	conn, err := Dial(context.Background(), t.c.URL, topologyTimeout)
+	key := exchange + "\x00" + queue
+	t.recent.mu.Lock()
+	defer t.recent.mu.Unlock()
+	if d, ok := t.recent.at[key]; ok && time.Since(d.at) < declareReuse {
+		return d.err
+	}
+	err := t.declareNow(exchange, queue)
+	t.recent.at[key] = declaration{at: time.Now(), err: err}
+	return err
+}
+
+func (t topology) declareNow(exchange, queue string) error {
+	conn, err := t.dial()
 	if err != nil {
 		return err
 	}
