@@ -38,7 +38,6 @@ func TestSlowSourceHoldsOnlyItsOwnWorker(t *testing.T) {
 	release := make(chan struct{})
 	var releaseOnce sync.Once
 	free := func() { releaseOnce.Do(func() { close(release) }) }
-	t.Cleanup(free)
 	slowStarted := make(chan struct{}, 1)
 	src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow.jpg" {
@@ -67,19 +66,10 @@ func TestSlowSourceHoldsOnlyItsOwnWorker(t *testing.T) {
 		"DOWNLOAD_HEADER_TIMEOUT":   "5m",
 		"LOG_LEVEL":                 "error",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard) }()
-	t.Cleanup(func() {
-		cancel()
-		free()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(time.Minute):
-			t.Error("run did not return within a minute of its context's end")
-		}
+	ctx := testenv.RunUntilCleanup(t, func(ctx context.Context) error {
+		return run(ctx, nil, func(k string) string { return env[k] }, io.Discard)
 	})
+	t.Cleanup(free) // before run's cleanup: the slow download returns, and run with it
 
 	cfg := bus.LoadConfig(envconfig.New(func(k string) string { return env[k] }), 1)
 	require.NoError(t, cfg.Declare(ctx, nil))

@@ -52,18 +52,7 @@ func TestSlowPhotoHoldsOnlyItsOwnWorker(t *testing.T) {
 		"LOG_LEVEL":     "error",
 	}
 	getenv := func(k string) string { return env[k] }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, getenv, io.Discard) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(time.Minute):
-			t.Error("run did not return within a minute of its context's end")
-		}
-	})
+	ctx := testenv.RunUntilCleanup(t, func(ctx context.Context) error { return run(ctx, nil, getenv, io.Discard) })
 
 	r := envconfig.New(getenv)
 	cfg, store := bus.LoadConfig(r, 1), storage.LoadConfig(r)

@@ -46,7 +46,6 @@ func (c Config) amqpConfig(service string) amqp.Config {
 		BackoffMultiplier:          1.5,
 		BackoffMaxInterval:         5 * time.Second,
 	}
-	cfg.Queue.Arguments = c.queueArgs()
 	cfg.TopologyBuilder = newTopology(c)
 	cfg.Publish.ConfirmDelivery = true
 	cfg.Publish.ChannelPoolSize = c.PublishChannels

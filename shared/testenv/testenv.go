@@ -257,3 +257,26 @@ func QueuePolicy(tb testing.TB, amqpURL, queue, name, definition string) func() 
 		wait("")
 	}
 }
+
+// RunUntilCleanup runs run in the background until the test ends, then
+// cancels its context and requires it to return nil within a minute (a
+// service's run function: it stops taking work and drains). It returns the
+// context run got, for the test's own calls.
+func RunUntilCleanup(tb testing.TB, run func(ctx context.Context) error) context.Context {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				tb.Errorf("run returned: %v", err)
+			}
+		case <-time.After(time.Minute):
+			tb.Error("run did not return within a minute of its context's end")
+		}
+	})
+	return ctx
+}
