@@ -175,8 +175,9 @@ func (a *Admin) entry(d amqp091.Delivery, service string) Entry {
 	if r := str("x-first-death-reason"); r != "" {
 		e.Reason = brokerReason(r, e.Queue)
 		if deaths, _ := d.Headers["x-death"].([]any); len(deaths) > 0 {
-			if death, ok := deaths[0].(amqp091.Table); ok {
-				e.DeadLetteredAt, _ = death["time"].(time.Time)
+			death, _ := deaths[0].(amqp091.Table)
+			if at, ok := death["time"].(time.Time); ok {
+				e.DeadLetteredAt = at.UTC()
 			}
 		}
 	} else if d.Exchange != "" && d.Exchange != bus.DeadLetterTopic(service) {
