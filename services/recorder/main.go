@@ -82,6 +82,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			g.Go(func() error { return retention.Run(gctx) })
 			return g.Wait()
 		},
+		// What the broker dead-letters on its own marks photos too.
+		DeadLetterMarks: rec.DeadLettered,
 		Handlers: func(*cqrs.EventBus) ([]cqrs.EventHandler, error) {
 			return []cqrs.EventHandler{
 				cqrs.NewEventHandler(app.CompletedHandler, rec.Completed),

@@ -154,6 +154,14 @@ func TestDeclareDeletesObsoleteQueuesOnceUnused(t *testing.T) {
 // test ends.
 func runRouter(t *testing.T, cfg bus.Config, service string, handle func(context.Context, *event.PhotoFailed) error) *cqrs.EventBus {
 	t.Helper()
+	return runRouterMarking(t, cfg, service, handle, nil)
+}
+
+// runRouterMarking is runRouter that also passes the marks of dead-letter
+// copies to mark, when not nil.
+func runRouterMarking(t *testing.T, cfg bus.Config, service string, handle func(context.Context, *event.PhotoFailed) error,
+	mark func(context.Context, *event.PhotoDeadLettered) error) *cqrs.EventBus {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	wlog := watermill.NopLogger{}
 	require.NoError(t, cfg.Declare(context.Background(), nil))
@@ -164,6 +172,9 @@ func runRouter(t *testing.T, cfg bus.Config, service string, handle func(context
 	router, err := cfg.NewRouter(service, pub, wlog, log)
 	require.NoError(t, err)
 	require.NoError(t, bus.AddHandlers(router, sub, 2, wlog, cqrs.NewEventHandler("test.failed", handle)))
+	if mark != nil {
+		cfg.AddDeadLetterMarks(router, sub, mark, log)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- router.Run(ctx) }()

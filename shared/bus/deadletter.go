@@ -85,6 +85,91 @@ func (c Config) announce(service string, pub message.Publisher, msg *message.Mes
 	}
 }
 
+// BrokerDropReason describes a message the broker dead-lettered from
+// queue for reason (its x-first-death-reason).
+func BrokerDropReason(reason, queue string) string {
+	why := map[string]string{
+		"maxlen":         "the queue was full (a max-length limit)",
+		"expired":        "its time to live ran out (a message-TTL limit)",
+		"rejected":       "a consumer rejected it",
+		"delivery_limit": "it was delivered too often (a delivery limit)",
+	}[reason]
+	if why == "" {
+		why = reason
+	}
+	return fmt.Sprintf("dropped by the broker from queue %s: %s", queue, why)
+}
+
+// UnroutableReason describes an event that reached a dead-letter queue as
+// the alternate exchange of exchange: no queue was bound to it.
+func UnroutableReason(exchange string) string {
+	return fmt.Sprintf("unroutable: no queue was bound to exchange %s when it was published (was its queue deleted?)", exchange)
+}
+
+// DeadLetterMark returns the mark of a photo that a copy of a dead letter
+// (from the DeadLetterCopies queue) calls for, or ok false when it calls
+// for none: the dead letters of the broker (a max-length or TTL policy, an
+// event no queue took), which no service announces, and PhotoDeadLettered
+// announcements that the recorder itself dead-lettered (its database was
+// away for longer than its retries). The other dead letters of services
+// were announced when they were made.
+func (c Config) DeadLetterMark(msg *message.Message) (e *event.PhotoDeadLettered, ok bool) {
+	if msg.Metadata.Get(ReasonKey) != "" {
+		if msg.Metadata.Get(TopicKey) != event.TopicPhotoDeadLettered {
+			return nil, false
+		}
+		var notice event.PhotoDeadLettered
+		if json.Unmarshal(msg.Payload, &notice) != nil || notice.PhotoID == "" {
+			return nil, false
+		}
+		return &notice, true
+	}
+	var h event.Header
+	if json.Unmarshal(msg.Payload, &h) != nil || h.PhotoID == "" {
+		return nil, false
+	}
+	var s Subscription
+	var reason string
+	if r := msg.Metadata.Get("x-first-death-reason"); r != "" {
+		queue := msg.Metadata.Get("x-first-death-queue")
+		if s, ok = c.subscriptionOf(queue, ""); !ok {
+			return nil, false
+		}
+		reason = BrokerDropReason(r, queue)
+	} else {
+		// Routed by the alternate exchange of its topic, which the
+		// event's name is.
+		if s, ok = c.subscriptionOf("", msg.Metadata.Get("name")); !ok {
+			return nil, false
+		}
+		reason = UnroutableReason(s.Topic)
+	}
+	return &event.PhotoDeadLettered{
+		Header:  event.NewHeader(h.PhotoID, h.Attempt),
+		Service: s.Service, Queue: c.QueueName(s.Topic, s.Service), Topic: s.Topic, Reason: reason,
+	}, true
+}
+
+// AddDeadLetterMarks consumes the copies of dead letters from sub (one
+// worker: they are rare) and passes the marks they call for to mark. A
+// mark refused for good (a photo id that is not one) is logged and
+// dropped: its dead letter is safe in its queue, and a dead letter of the
+// copy would be one more of the same.
+func (c Config) AddDeadLetterMarks(router *message.Router, sub message.Subscriber, mark func(context.Context, *event.PhotoDeadLettered) error, log *slog.Logger) {
+	router.AddConsumerHandler("recorder.dead-letter-copies", DeadLetterCopies, sub, func(msg *message.Message) error {
+		e, ok := c.DeadLetterMark(msg)
+		if !ok {
+			return nil
+		}
+		err := mark(msg.Context(), e)
+		if err != nil && IsPermanent(err) {
+			log.WarnContext(msg.Context(), "dead letter not marked", slog.String("error", err.Error()))
+			return nil
+		}
+		return err
+	})
+}
+
 // limitDeliveries refuses a message the broker has delivered MaxDeliveries
 // times already: each earlier delivery ended without an acknowledgement,
 // so handling it probably kills the worker (out of memory, a crash). The

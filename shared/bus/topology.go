@@ -62,6 +62,15 @@ var ObsoleteQueues = []string{
 	event.TopicPhotoDownloaded + "_" + Recorder,
 }
 
+// DeadLetterCopies is the pseudo-topic of the recorder's queue
+// "dead-letters_recorder", which every dead-letter exchange feeds too: a
+// copy of each dead letter. The broker dead-letters messages on its own (an
+// event no queue was bound to, a message a max-length or TTL policy pushed
+// out) and tells no service; from the copies the recorder marks their
+// photos as waiting in a dead-letter queue (DeadLetterMark). The dead
+// letters themselves stay in the services' dead-letter queues.
+const DeadLetterCopies = "dead-letters"
+
 // WorkerServices are the services that consume messages.
 var WorkerServices = []string{Downloader, Resizer, Recorder}
 
@@ -144,6 +153,9 @@ func (c Config) Declare(ctx context.Context, log *slog.Logger) error {
 		if err := c.declareBound(conn, &old, dl, nil, dl, c.queueArgs()); err != nil {
 			return err
 		}
+	}
+	if err := c.declareCopies(conn); err != nil {
+		return err
 	}
 	for _, s := range Subscriptions {
 		q := c.QueueName(s.Topic, s.Service)
@@ -252,6 +264,30 @@ func (c Config) declareBound(conn *amqp091.Connection, old *[]legacyObject, exch
 	return nil
 }
 
+// declareCopies declares the recorder's queue of dead-letter copies
+// (DeadLetterCopies) and binds it to every dead-letter exchange, which
+// must exist.
+func (c Config) declareCopies(conn *amqp091.Connection) error {
+	q := c.QueueName(DeadLetterCopies, Recorder)
+	if err := c.declareOne(conn, nil, "queue", q, c.queueArgs(), func(ch *amqp091.Channel, args amqp091.Table) error {
+		_, err := ch.QueueDeclare(q, true, false, false, false, args)
+		return err
+	}); err != nil {
+		return err
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	defer ch.Close()
+	for _, svc := range WorkerServices {
+		if err := ch.QueueBind(q, "", DeadLetterTopic(svc), false, nil); err != nil {
+			return fmt.Errorf("bind queue %s to %s: %w", q, DeadLetterTopic(svc), err)
+		}
+	}
+	return nil
+}
+
 // declareOne declares one object with args or, when it exists with an
 // earlier version's arguments, with those (recorded in old). Each try has
 // its own channel: a refused declaration closes it.
@@ -348,6 +384,15 @@ func (t topology) declareNow(exchange, queue string) error {
 		return err
 	}
 	defer conn.Close()
+	if queue == t.c.QueueName(DeadLetterCopies, Recorder) {
+		for _, svc := range WorkerServices {
+			dl := DeadLetterTopic(svc)
+			if err := t.c.declareBound(conn, nil, dl, nil, dl, t.c.queueArgs()); err != nil {
+				return err
+			}
+		}
+		return t.c.declareCopies(conn)
+	}
 	if queue == "" {
 		return t.c.declareOne(conn, nil, "exchange", exchange, t.c.exchangeArgs(exchange), func(ch *amqp091.Channel, args amqp091.Table) error {
 			return ch.ExchangeDeclare(exchange, "fanout", true, false, false, false, args)

@@ -173,7 +173,7 @@ func (a *Admin) entry(d amqp091.Delivery, service string) Entry {
 	// Not the service's: the broker's own dead letter (a queue's limit) or
 	// an event no queue was bound to (its alternate exchange).
 	if r := str("x-first-death-reason"); r != "" {
-		e.Reason = brokerReason(r, e.Queue)
+		e.Reason = bus.BrokerDropReason(r, e.Queue)
 		if deaths, _ := d.Headers["x-death"].([]any); len(deaths) > 0 {
 			death, _ := deaths[0].(amqp091.Table)
 			if at, ok := death["time"].(time.Time); ok {
@@ -181,26 +181,12 @@ func (a *Admin) entry(d amqp091.Delivery, service string) Entry {
 			}
 		}
 	} else if d.Exchange != "" && d.Exchange != bus.DeadLetterTopic(service) {
-		e.Reason = fmt.Sprintf("unroutable: no queue was bound to exchange %s when it was published (was its queue deleted?)", d.Exchange)
+		e.Reason = bus.UnroutableReason(d.Exchange)
 		e.DeadLetteredAt = d.Timestamp.UTC() // published (and so dead-lettered) then; zero (omitted) from earlier versions
 	} else {
 		e.Reason = "rejected by the broker"
 	}
 	return e
-}
-
-// brokerReason describes a dead letter of the broker (x-first-death-reason).
-func brokerReason(reason, queue string) string {
-	why := map[string]string{
-		"maxlen":         "the queue was full (a max-length limit)",
-		"expired":        "its time to live ran out (a message-TTL limit)",
-		"rejected":       "a consumer rejected it",
-		"delivery_limit": "it was delivered too often (a delivery limit)",
-	}[reason]
-	if why == "" {
-		why = reason
-	}
-	return fmt.Sprintf("dropped by the broker from queue %s: %s", queue, why)
 }
 
 // replayQueue is where a dead letter came from: recorded by the service,

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/photopipe/photopipe/shared/bus"
+	"github.com/photopipe/photopipe/shared/event"
 	"github.com/photopipe/photopipe/shared/health"
 	"github.com/photopipe/photopipe/shared/metrics"
 )
@@ -38,6 +39,9 @@ type Options struct {
 	// batch publisher of its own (bus.Config.NewBatchPublisher: the
 	// recorder's outbox relay).
 	Background func(ctx context.Context, pub message.Publisher) error
+	// DeadLetterMarks, when set, gets the marks that copies of dead
+	// letters call for (bus.DeadLetterMark): the recorder's.
+	DeadLetterMarks func(ctx context.Context, e *event.PhotoDeadLettered) error
 	// Metrics is the service's registry, served at /metrics on HealthAddr;
 	// Run adds the message outcomes and the dead-letter queue depth. Nil
 	// makes one.
@@ -96,6 +100,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if err := bus.AddHandlers(router, sub, o.Workers, wlog, handlers...); err != nil {
 		return err
+	}
+	if o.DeadLetterMarks != nil {
+		o.Bus.AddDeadLetterMarks(router, sub, o.DeadLetterMarks, o.Log)
 	}
 
 	checks := append([]health.Check{{Name: "broker", Func: func(context.Context) error {

@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/photopipe/photopipe/shared/testenv"
 )
 
 type deadLetterPhoto struct {
@@ -198,4 +200,63 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	require.NoError(t, os.Remove(blocker))
 	require.Equal(t, http.StatusAccepted, Call(t, http.MethodPost, api+"/photos/process", map[string]any{"uuids": []string{id}}, nil))
 	assert.Equal(t, "completed", waitFinal(t, api, []string{id}, 60*time.Second)[id].Status)
+}
+
+// TestBrokerDropIsMarked: a message the broker itself dead-letters (here a
+// max-length policy on the downloader's queue pushes the oldest out) tells
+// no service, yet its photo shows where it waits, with the broker's reason,
+// instead of looking processing forever; replayed, it completes and the
+// mark goes.
+func TestBrokerDropIsMarked(t *testing.T) {
+	if !lastPass() {
+		t.Skip("the broker's part does not depend on the storage backend")
+	}
+	env := NewEnv(t)
+	src := ImageServer(t, map[string][]byte{"a.jpg": encodeJPEG(t, 64, 48)})
+	env.APIAddr = FreeAddr(t)
+	api := "http://" + env.APIAddr
+	env.Start("ingest-api", "HTTP_ADDR="+env.APIAddr)
+	env.Start("recorder")
+	env.Start("resizer")
+	// No downloader yet: its queue fills up, and the broker drops the oldest.
+	unlimit := testenv.QueuePolicy(t, env.AMQP, "photo-processor", "e2e-limit", `{"max-length":1}`)
+	var created struct{ Photos []struct{ UUID string } }
+	require.Equal(t, http.StatusCreated, Call(t, http.MethodPost, api+"/photos",
+		map[string]any{"urls": []string{src.URL + "/a.jpg?n=1", src.URL + "/a.jpg?n=2"}, "process": true}, &created))
+	ids := []string{created.Photos[0].UUID, created.Photos[1].UUID}
+
+	marked := map[string]deadLetterPhoto{}
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		for _, id := range ids {
+			var p deadLetterPhoto
+			assert.Equal(c, http.StatusOK, Call(t, http.MethodGet, api+"/photos/"+id, nil, &p))
+			if p.DeadLetter != nil {
+				marked[id] = p
+			}
+		}
+		assert.Len(c, marked, 1, "one photo's message was dropped")
+	}, 30*time.Second, 100*time.Millisecond)
+	for _, p := range marked {
+		assert.Equal(t, "processing", p.Status)
+		assert.Equal(t, "downloader", p.DeadLetter.Service)
+		assert.Equal(t, "photo-processor", p.DeadLetter.Queue)
+		assert.Equal(t, "dropped by the broker from queue photo-processor: the queue was full (a max-length limit)", p.DeadLetter.Reason)
+	}
+	var list dlList
+	require.Equal(t, http.StatusOK, Call(t, http.MethodGet, api+"/admin/dead-letters/downloader", nil, &list))
+	require.Len(t, list.Entries, 1)
+	assert.Contains(t, marked, list.Entries[0].PhotoID, "the marked photo's message is the one waiting")
+
+	unlimit()
+	env.Start("downloader")
+	var res struct{ Replayed int }
+	require.Equal(t, http.StatusOK, Call(t, http.MethodPost, api+"/admin/dead-letters/downloader/replay", map[string]any{"all": true}, &res))
+	assert.Equal(t, 1, res.Replayed)
+	final := waitFinal(t, api, ids, 60*time.Second)
+	for _, id := range ids {
+		assert.Equal(t, "completed", final[id].Status)
+		var p deadLetterPhoto
+		require.Equal(t, http.StatusOK, Call(t, http.MethodGet, api+"/photos/"+id, nil, &p))
+		assert.Nil(t, p.DeadLetter, "the mark is cleared once the photo completes")
+	}
 }
