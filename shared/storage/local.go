@@ -78,7 +78,7 @@ func (l *Local) put(ctx context.Context, key string, r io.Reader, buf []byte) (i
 	tmp := path.Join(path.Dir(key), ".tmp-"+hex.EncodeToString(suffix[:])+"-"+path.Base(key))
 	var f *os.File
 	for try := 0; ; try++ {
-		if err = l.root.MkdirAll(path.Dir(key), 0o755); err == nil {
+		if err = l.mkdirs(path.Dir(key)); err == nil {
 			f, err = l.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		}
 		// A Delete of the directory's last file may remove it meanwhile
@@ -92,7 +92,7 @@ func (l *Local) put(ctx context.Context, key string, r io.Reader, buf []byte) (i
 	}
 	n, err := copyChunked(f, ctxReader{ctx, r}, buf)
 	if err == nil {
-		err = f.Sync()
+		err = syncFile(f)
 	}
 	if err == nil && l.dropsCache(key, n) {
 		dropCached(f) // clean now that it is synced
@@ -107,7 +107,53 @@ func (l *Local) put(ctx context.Context, key string, r io.Reader, buf []byte) (i
 		_ = l.root.Remove(tmp)
 		return 0, fmt.Errorf("put %s: %w", key, err)
 	}
+	// The new name is on disk once its directory is: before that, a crash
+	// of the machine could leave the file nameless.
+	if err := l.syncDir(path.Dir(key)); err != nil {
+		return 0, fmt.Errorf("put %s: %w", key, err)
+	}
 	return n, nil
+}
+
+// syncFile flushes f to disk (tests watch it).
+var syncFile = (*os.File).Sync
+
+// mkdirs makes the directory dir and its missing parents, each synced into
+// its parent so that it survives a crash of the machine.
+func (l *Local) mkdirs(dir string) error {
+	if dir == "." {
+		return nil
+	}
+	err := l.root.Mkdir(dir, 0o755)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := l.mkdirs(path.Dir(dir)); err != nil {
+			return err
+		}
+		err = l.root.Mkdir(dir, 0o755)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return nil // a file in its place fails the file's creation
+	}
+	if err != nil {
+		return err
+	}
+	return l.syncDir(path.Dir(dir))
+}
+
+// syncDir flushes the directory dir (its entries) to disk.
+func (l *Local) syncDir(dir string) error {
+	d, err := l.root.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = syncFile(d)
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
 }
 
 // Open returns the file at key.
