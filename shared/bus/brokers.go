@@ -58,18 +58,22 @@ func brokerURLs(raw string) ([]node, error) {
 }
 
 // dialFirst connects to the first node of raw that completes the AMQP
-// handshake, trying them in order.
-func dialFirst(raw string) (*amqp091.Connection, error) {
+// handshake, trying them in order, all by deadline (connect and handshakes;
+// the library's own bound is 30 s a node).
+func dialFirst(raw string, deadline time.Time) (*amqp091.Connection, error) {
 	nodes, err := brokerURLs(raw)
 	if err != nil {
 		return nil, err
 	}
+	left := func(most time.Duration) time.Duration {
+		return min(max(time.Until(deadline), time.Millisecond), most)
+	}
 	if len(nodes) == 1 {
-		return amqp091.Dial(nodes[0].raw)
+		return amqp091.DialConfig(nodes[0].raw, amqp091.Config{Dial: amqp091.DefaultDial(left(30 * time.Second))})
 	}
 	var errs []error
 	for _, n := range nodes {
-		conn, err := amqp091.DialConfig(n.raw, amqp091.Config{Dial: amqp091.DefaultDial(nodeDialTimeout)})
+		conn, err := amqp091.DialConfig(n.raw, amqp091.Config{Dial: amqp091.DefaultDial(left(nodeDialTimeout))})
 		if err == nil {
 			return conn, nil
 		}

@@ -172,3 +172,32 @@ func TestBrokerListEndToEnd(t *testing.T) {
 		t.Fatal("the message published through the broker list never arrived")
 	}
 }
+
+// Dial keeps to its timeout even against a broker that accepts the
+// connection and never answers (overloaded, or not AMQP): each attempt
+// ends by the deadline, not after the library's 30 s.
+func TestDialTimeoutBoundsASilentBroker(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer conn.Close() // held open, silent
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	for _, url := range []string{
+		"amqp://guest:guest@127.0.0.1:" + strconv.Itoa(port) + "/",
+		"amqp://guest:guest@127.0.0.1:" + strconv.Itoa(port) + "/,amqp://guest:guest@127.0.0.1:" + strconv.Itoa(port) + "/",
+	} {
+		start := time.Now()
+		_, err := Dial(t.Context(), url, time.Second)
+		require.Error(t, err)
+		require.Less(t, time.Since(start), 3*time.Second, "%s: %v", url, err)
+	}
+}

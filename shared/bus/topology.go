@@ -419,9 +419,12 @@ func (t topology) BuildTopology(_ *amqp091.Channel, p amqp.BuildTopologyParams, 
 func Dial(ctx context.Context, url string, timeout time.Duration) (*amqp091.Connection, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	deadline, _ := ctx.Deadline()
 	delay := 100 * time.Millisecond
 	for {
-		conn, err := dialFirst(url)
+		// An attempt ends by the deadline too: a broker that accepts the
+		// connection but does not answer holds it until then.
+		conn, err := dialFirst(url, deadline)
 		if err == nil {
 			return conn, nil
 		}
