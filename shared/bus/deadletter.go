@@ -36,6 +36,19 @@ func (c Config) deadLetter(service string, pub message.Publisher, log *slog.Logg
 				return out, nil
 			}
 			ctx := msg.Context()
+			if message.SubscribeTopicFromCtx(ctx) == DeadLetterCopies {
+				// A copy is never dead-lettered or announced: its dead
+				// letter is safe in its own queue, and a dead letter of
+				// the copy would be copied again (and announced with the
+				// recorder's failure in place of the real one). Its
+				// handler retries what may pass; what reaches here is
+				// refused for good, or the service is stopping.
+				if ctx.Err() != nil {
+					return nil, err // back to the queue
+				}
+				log.ErrorContext(ctx, "dead letter not marked", slog.String("message_id", msg.UUID), slog.String("error", err.Error()))
+				return nil, nil
+			}
 			dl := msg.Copy()
 			dl.Metadata.Set(ReasonKey, err.Error())
 			dl.Metadata.Set(TopicKey, message.SubscribeTopicFromCtx(ctx))
@@ -152,23 +165,41 @@ func (c Config) DeadLetterMark(msg *message.Message) (e *event.PhotoDeadLettered
 
 // AddDeadLetterMarks consumes the copies of dead letters from sub (one
 // worker: they are rare) and passes the marks they call for to mark. A
-// mark refused for good (a photo id that is not one) is logged and
-// dropped: its dead letter is safe in its queue, and a dead letter of the
-// copy would be one more of the same.
+// mark that fails is tried again, with backoff up to markRetryMax, until
+// it passes or the service stops (the copy then goes back to its queue);
+// one refused for good (a photo id that is not one) is logged and
+// dropped: the dead letter itself is safe in its queue. A copy is never
+// dead-lettered (see deadLetter).
 func (c Config) AddDeadLetterMarks(router *message.Router, sub message.Subscriber, mark func(context.Context, *event.PhotoDeadLettered) error, log *slog.Logger) {
 	router.AddConsumerHandler("recorder.dead-letter-copies", DeadLetterCopies, sub, func(msg *message.Message) error {
 		e, ok := c.DeadLetterMark(msg)
 		if !ok {
 			return nil
 		}
-		err := mark(msg.Context(), e)
-		if err != nil && IsPermanent(err) {
-			log.WarnContext(msg.Context(), "dead letter not marked", slog.String("error", err.Error()))
-			return nil
+		ctx := msg.Context()
+		delay := c.RetryInitial
+		for {
+			err := mark(ctx, e)
+			if err == nil {
+				return nil
+			}
+			if IsPermanent(err) {
+				log.WarnContext(ctx, "dead letter not marked", slog.String("error", err.Error()))
+				return nil
+			}
+			log.WarnContext(ctx, "dead letter not marked yet; trying again", slog.String("error", err.Error()), slog.Duration("in", delay))
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(delay):
+			}
+			delay = min(max(delay*2, time.Millisecond), markRetryMax)
 		}
-		return err
 	})
 }
+
+// markRetryMax bounds the wait between two tries of a dead-letter mark.
+const markRetryMax = 30 * time.Second
 
 // limitDeliveries refuses a message the broker has delivered MaxDeliveries
 // times already: each earlier delivery ended without an acknowledgement,

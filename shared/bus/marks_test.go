@@ -3,6 +3,8 @@ package bus_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,6 +78,7 @@ func TestDeadLetterMark(t *testing.T) {
 		copyOf(t, map[string]string{"x": "y"}, map[string]string{"x-first-death-reason": "maxlen", "x-first-death-queue": "photo-processor"}),
 		copyOf(t, requested, map[string]string{"x-first-death-reason": "expired", "x-first-death-queue": "somebody-elses"}),
 		copyOf(t, requested, map[string]string{"name": "SomethingElse"}),
+		copyOf(t, requested, map[string]string{bus.ReasonKey: "x", bus.TopicKey: bus.DeadLetterCopies, "name": "PhotoRequested"}),
 		message.NewMessage("m", []byte("not json")),
 	} {
 		_, ok := cfg.DeadLetterMark(m)
@@ -85,14 +88,25 @@ func TestDeadLetterMark(t *testing.T) {
 
 // The broker's own dead letters reach the recorder's marks through the
 // copies queue, with the reasons the dead-letter listing gives; a
-// service's dead letter does not (it is announced), and the dead letters
-// themselves stay in the dead-letter queues.
+// service's dead letter does not (it is announced). A mark that fails is
+// tried again until it passes, one refused for good is dropped, and a copy
+// is never dead-lettered or announced; the dead letters themselves stay in
+// the dead-letter queues.
 func TestBrokerDeadLettersAreMarked(t *testing.T) {
 	cfg := testConfig(t)
 	marks := make(chan *event.PhotoDeadLettered, 10)
+	var flaky atomic.Int32
 	events := runRouterMarking(t, cfg, bus.Recorder, func(_ context.Context, e *event.PhotoFailed) error {
 		return bus.Permanent(assert.AnError) // the service's own dead letter
 	}, func(_ context.Context, e *event.PhotoDeadLettered) error {
+		switch e.PhotoID {
+		case "flaky":
+			if flaky.Add(1) < 6 { // more than RETRY_MAX (2) retries
+				return errors.New("database away")
+			}
+		case "refused":
+			return bus.Permanent(errors.New("not a photo id"))
+		}
 		marks <- e
 		return nil
 	})
@@ -117,23 +131,28 @@ func TestBrokerDeadLettersAreMarked(t *testing.T) {
 	assert.Equal(t, cfg.PhotoProcessorQueue, e.Queue)
 	assert.Contains(t, e.Reason, "unroutable")
 
+	// The service's own dead letter first, so that its copy is consumed
+	// before the broker's below (one queue, one consumer).
+	require.NoError(t, events.Publish(context.Background(), &event.PhotoFailed{Header: event.NewHeader("poison", 1)}))
+	dl := getDeadLetter(t, cfg.URL, bus.Recorder)
+	assert.Contains(t, string(dl.body), "poison")
+
 	require.NoError(t, cfg.Declare(context.Background(), nil))
 	testenv.QueuePolicy(t, cfg.URL, cfg.PhotoProcessorQueue, "limit", `{"max-length":1}`)
-	publishRequested(t, cfg, "first")
-	publishRequested(t, cfg, "second")
+	// Each pushes the one before it out.
+	for _, id := range []string{"first", "flaky", "refused", "sentinel", "last"} {
+		publishRequested(t, cfg, id)
+	}
 	e = next()
 	assert.Equal(t, "first", e.PhotoID)
 	assert.Equal(t, bus.Downloader, e.Service)
 	assert.Equal(t, "dropped by the broker from queue photo-processor: the queue was full (a max-length limit)", e.Reason)
+	assert.Equal(t, "flaky", next().PhotoID, "marked once the database is back")
+	assert.EqualValues(t, 6, flaky.Load())
+	assert.Equal(t, "sentinel", next().PhotoID, "the service's dead letter and the refused mark gave no mark")
 
-	require.NoError(t, events.Publish(context.Background(), &event.PhotoFailed{Header: event.NewHeader("poison", 1)}))
-	dl := getDeadLetter(t, cfg.URL, bus.Recorder)
-	assert.Contains(t, string(dl.body), "poison")
-	select {
-	case e := <-marks:
-		t.Fatalf("a service's dead letter marked from its copy: %+v", e)
-	case <-time.After(300 * time.Millisecond):
-	}
-	assert.Equal(t, 2, queueDepth(t, cfg.URL, bus.DeadLetterTopic(bus.Downloader)), "the dead letters stay")
-	assert.Zero(t, queueDepth(t, cfg.URL, cfg.QueueName(bus.DeadLetterCopies, bus.Recorder)), "every copy consumed")
+	assert.Equal(t, 5, queueDepth(t, cfg.URL, bus.DeadLetterTopic(bus.Downloader)), "the dead letters stay")
+	assert.Zero(t, queueDepth(t, cfg.URL, bus.DeadLetterTopic(bus.Recorder)), "no copy was dead-lettered")
+	assert.Equal(t, 1, queueDepth(t, cfg.URL, cfg.QueueName(event.TopicPhotoDeadLettered, bus.Recorder)),
+		"only the service's dead letter was announced")
 }

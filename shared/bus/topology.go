@@ -71,6 +71,12 @@ var ObsoleteQueues = []string{
 // letters themselves stay in the services' dead-letter queues.
 const DeadLetterCopies = "dead-letters"
 
+// copiesMaxLength bounds the queue of dead-letter copies (the broker drops
+// the oldest beyond it): nothing consumes it while no recorder of this
+// version runs (an earlier one after a rollback), and the dead letters
+// themselves are safe in their own queues.
+const copiesMaxLength = 100_000
+
 // WorkerServices are the services that consume messages.
 var WorkerServices = []string{Downloader, Resizer, Recorder}
 
@@ -269,7 +275,9 @@ func (c Config) declareBound(conn *amqp091.Connection, old *[]legacyObject, exch
 // must exist.
 func (c Config) declareCopies(conn *amqp091.Connection) error {
 	q := c.QueueName(DeadLetterCopies, Recorder)
-	if err := c.declareOne(conn, nil, "queue", q, c.queueArgs(), func(ch *amqp091.Channel, args amqp091.Table) error {
+	args := c.queueArgs()
+	args["x-max-length"] = copiesMaxLength
+	if err := c.declareOne(conn, nil, "queue", q, args, func(ch *amqp091.Channel, args amqp091.Table) error {
 		_, err := ch.QueueDeclare(q, true, false, false, false, args)
 		return err
 	}); err != nil {

@@ -4,10 +4,13 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/photopipe/photopipe/shared/bus"
 	"github.com/photopipe/photopipe/shared/event"
@@ -62,7 +65,14 @@ func check(h event.Header) error {
 
 func (r *Recorder) done(ctx context.Context, what string, applied bool, err error) error {
 	if err != nil {
-		return fmt.Errorf("record %s: %w", what, err)
+		err = fmt.Errorf("record %s: %w", what, err)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") {
+			// A data exception (a NUL in a text, a number out of range):
+			// the same event fails the same way every time.
+			return bus.Permanent(err)
+		}
+		return err
 	}
 	if applied {
 		r.log.InfoContext(ctx, "photo state recorded", slog.String("event", what))

@@ -3,11 +3,13 @@ package app_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/photopipe/photopipe/services/recorder/internal/app"
@@ -56,6 +58,14 @@ func TestRecorder(t *testing.T) {
 		err := r.Completed(ctx, &event.ThumbnailCreated{Header: event.NewHeader(uuid.NewString(), 1)})
 		require.Error(t, err)
 		require.False(t, bus.IsPermanent(err))
+	})
+
+	t.Run("data the database refuses is permanent", func(t *testing.T) {
+		t.Parallel()
+		repo := &fakeRepo{err: fmt.Errorf("apply: %w", &pgconn.PgError{Code: "22021", Message: "invalid byte sequence for encoding \"UTF8\": 0x00"})}
+		r := app.New(repo, log)
+		err := r.DeadLettered(ctx, &event.PhotoDeadLettered{Header: event.NewHeader(uuid.NewString(), 1), Reason: "a\x00b"})
+		require.True(t, bus.IsPermanent(err), "the same event fails the same way every time: %v", err)
 	})
 
 	t.Run("stale events are acknowledged", func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
@@ -195,6 +196,15 @@ func TestDeadLetterMark(t *testing.T) {
 	ok, err = repo.MarkDeadLettered(ctx, dl(id, 1))
 	require.NoError(t, err)
 	require.False(t, ok)
+
+	// Text Postgres cannot store is a data exception (class 22), which
+	// the recorder treats as permanent.
+	bad := dl(newPhoto(t, db, 1), 1)
+	bad.Reason = "a\x00b"
+	_, err = repo.MarkDeadLettered(ctx, bad)
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	require.Equal(t, "22", pgErr.Code[:2], "%v", err)
 }
 
 // TestDeadLetterMarkOfAnEarlierVersionsRow: a photo requested by an
