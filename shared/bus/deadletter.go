@@ -123,19 +123,21 @@ func UnroutableReason(exchange string) string {
 // (from the DeadLetterCopies queue) calls for, or ok false when it calls
 // for none: the dead letters of the broker (a max-length or TTL policy, an
 // event no queue took), which no service announces, and PhotoDeadLettered
-// announcements that the recorder itself dead-lettered (its database was
-// away for longer than its retries). The other dead letters of services
-// were announced when they were made.
+// announcements that did not reach the photo (the recorder dead-lettered
+// one when its database was away for longer than its retries, or the
+// broker dropped one): the announcement itself, which says where the
+// photo's message waits. The other dead letters of services were
+// announced when they were made.
 func (c Config) DeadLetterMark(msg *message.Message) (e *event.PhotoDeadLettered, ok bool) {
-	if msg.Metadata.Get(ReasonKey) != "" {
-		if msg.Metadata.Get(TopicKey) != event.TopicPhotoDeadLettered {
-			return nil, false
-		}
+	if msg.Metadata.Get("name") == event.TopicPhotoDeadLettered || msg.Metadata.Get(TopicKey) == event.TopicPhotoDeadLettered {
 		var notice event.PhotoDeadLettered
 		if json.Unmarshal(msg.Payload, &notice) != nil || notice.PhotoID == "" {
 			return nil, false
 		}
 		return &notice, true
+	}
+	if msg.Metadata.Get(ReasonKey) != "" {
+		return nil, false
 	}
 	var h event.Header
 	if json.Unmarshal(msg.Payload, &h) != nil || h.PhotoID == "" {

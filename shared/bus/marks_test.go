@@ -72,6 +72,12 @@ func TestDeadLetterMark(t *testing.T) {
 	}))
 	require.True(t, ok)
 	assert.Equal(t, notice, e)
+	// So is one the broker dropped from the recorder's queue.
+	e, ok = cfg.DeadLetterMark(copyOf(t, notice, map[string]string{
+		"x-first-death-reason": "maxlen", "x-first-death-queue": "PhotoDeadLettered_recorder", "name": "PhotoDeadLettered",
+	}))
+	require.True(t, ok)
+	assert.Equal(t, notice, e)
 
 	// Nothing to mark: no photo, a queue that is not a subscription's.
 	for _, m := range []*message.Message{
