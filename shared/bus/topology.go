@@ -253,6 +253,12 @@ func (c Config) declareBound(conn *amqp091.Connection, old *[]legacyObject, exch
 	}); err != nil {
 		return err
 	}
+	return c.declareQueue(conn, old, queue, queueArgs, exchange)
+}
+
+// declareQueue declares a queue and binds it to each of exchanges, which
+// must exist.
+func (c Config) declareQueue(conn *amqp091.Connection, old *[]legacyObject, queue string, queueArgs amqp091.Table, exchanges ...string) error {
 	if err := c.declareOne(conn, old, "queue", queue, queueArgs, func(ch *amqp091.Channel, args amqp091.Table) error {
 		_, err := ch.QueueDeclare(queue, true, false, false, false, args)
 		return err
@@ -264,36 +270,24 @@ func (c Config) declareBound(conn *amqp091.Connection, old *[]legacyObject, exch
 		return fmt.Errorf("open channel: %w", err)
 	}
 	defer ch.Close()
-	if err := ch.QueueBind(queue, "", exchange, false, nil); err != nil {
-		return fmt.Errorf("bind queue %s to %s: %w", queue, exchange, err)
+	for _, exchange := range exchanges {
+		if err := ch.QueueBind(queue, "", exchange, false, nil); err != nil {
+			return fmt.Errorf("bind queue %s to %s: %w", queue, exchange, err)
+		}
 	}
 	return nil
 }
 
 // declareCopies declares the recorder's queue of dead-letter copies
-// (DeadLetterCopies) and binds it to every dead-letter exchange, which
-// must exist.
+// (DeadLetterCopies) bound to every dead-letter exchange, which must exist.
 func (c Config) declareCopies(conn *amqp091.Connection) error {
-	q := c.QueueName(DeadLetterCopies, Recorder)
 	args := c.queueArgs()
 	args["x-max-length"] = copiesMaxLength
-	if err := c.declareOne(conn, nil, "queue", q, args, func(ch *amqp091.Channel, args amqp091.Table) error {
-		_, err := ch.QueueDeclare(q, true, false, false, false, args)
-		return err
-	}); err != nil {
-		return err
+	exchanges := make([]string, len(WorkerServices))
+	for i, svc := range WorkerServices {
+		exchanges[i] = DeadLetterTopic(svc)
 	}
-	ch, err := conn.Channel()
-	if err != nil {
-		return fmt.Errorf("open channel: %w", err)
-	}
-	defer ch.Close()
-	for _, svc := range WorkerServices {
-		if err := ch.QueueBind(q, "", DeadLetterTopic(svc), false, nil); err != nil {
-			return fmt.Errorf("bind queue %s to %s: %w", q, DeadLetterTopic(svc), err)
-		}
-	}
-	return nil
+	return c.declareQueue(conn, nil, c.QueueName(DeadLetterCopies, Recorder), args, exchanges...)
 }
 
 // declareOne declares one object with args or, when it exists with an
