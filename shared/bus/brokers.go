@@ -66,6 +66,9 @@ func dialFirst(raw string, deadline time.Time) (*amqp091.Connection, error) {
 		return nil, err
 	}
 	left := func(most time.Duration) time.Duration {
+		if t := nodes[0].uri.ConnectionTimeout; t > 0 { // ?connection_timeout= (ms)
+			most = min(most, time.Duration(t)*time.Millisecond)
+		}
 		return min(max(time.Until(deadline), time.Millisecond), most)
 	}
 	if len(nodes) == 1 {

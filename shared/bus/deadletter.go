@@ -168,10 +168,11 @@ func (c Config) DeadLetterMark(msg *message.Message) (e *event.PhotoDeadLettered
 // AddDeadLetterMarks consumes the copies of dead letters from sub (one
 // worker: they are rare) and passes the marks they call for to mark. A
 // mark that fails is tried again, with backoff up to markRetryMax, until
-// it passes or the service stops (the copy then goes back to its queue);
-// one refused for good (a photo id that is not one) is logged and
-// dropped: the dead letter itself is safe in its queue. A copy is never
-// dead-lettered (see deadLetter).
+// it passes or the service stops (the copy then goes back to its queue):
+// the marks behind it wait meanwhile, which is what a database that is
+// away calls for. One refused for good (a photo id that is not one) is
+// logged and dropped: the dead letter itself is safe in its queue. A copy
+// is never dead-lettered, nor refused after MaxDeliveries.
 func (c Config) AddDeadLetterMarks(router *message.Router, sub message.Subscriber, mark func(context.Context, *event.PhotoDeadLettered) error, log *slog.Logger) {
 	router.AddConsumerHandler("recorder.dead-letter-copies", DeadLetterCopies, sub, func(msg *message.Message) error {
 		e, ok := c.DeadLetterMark(msg)
@@ -181,7 +182,17 @@ func (c Config) AddDeadLetterMarks(router *message.Router, sub message.Subscribe
 		ctx := msg.Context()
 		delay := c.RetryInitial
 		for {
-			err := mark(ctx, e)
+			// A stopping service does not wait for a mark that hangs (a
+			// database that takes connections but not writes): the copy
+			// goes back to its queue, and a mark is idempotent.
+			res := make(chan error, 1)
+			go func() { res <- mark(ctx, e) }()
+			var err error
+			select {
+			case err = <-res:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 			if err == nil {
 				return nil
 			}
@@ -210,7 +221,11 @@ const markRetryMax = 30 * time.Second
 // the other messages keep flowing.
 func (c Config) limitDeliveries(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		if n, err := strconv.Atoi(msg.Metadata.Get(deliveryCountKey)); err == nil && n >= c.MaxDeliveries {
+		// Not for a copy of a dead letter: refused, it would be dropped
+		// (see deadLetter), and restarts while its mark cannot pass (each
+		// returns what the recorder held) count as deliveries.
+		if n, err := strconv.Atoi(msg.Metadata.Get(deliveryCountKey)); err == nil && n >= c.MaxDeliveries &&
+			message.SubscribeTopicFromCtx(msg.Context()) != DeadLetterCopies {
 			return nil, Permanent(fmt.Errorf("delivered %d times without being acknowledged; its worker probably crashed on it (limit MAX_DELIVERIES=%d)", n+1, c.MaxDeliveries))
 		}
 		return h(msg)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -157,8 +158,46 @@ func TestBrokerDeadLettersAreMarked(t *testing.T) {
 	assert.EqualValues(t, 6, flaky.Load())
 	assert.Equal(t, "sentinel", next().PhotoID, "the service's dead letter and the refused mark gave no mark")
 
-	assert.Equal(t, 5, queueDepth(t, cfg.URL, bus.DeadLetterTopic(bus.Downloader)), "the dead letters stay")
+	// A copy delivered more than MaxDeliveries times (restarts while its
+	// mark could not pass) is still marked, not dropped.
+	require.NoError(t, ch.PublishWithContext(context.Background(), bus.DeadLetterTopic(bus.Downloader), "", false, false, amqp091.Publishing{
+		Headers: amqp091.Table{"x-first-death-reason": "maxlen", "x-first-death-queue": cfg.PhotoProcessorQueue,
+			"x-delivery-count": int32(cfg.MaxDeliveries + 5), "name": event.TopicPhotoRequested},
+		Body: []byte(`{"photo_id":"tired","attempt":1}`),
+	}))
+	assert.Equal(t, "tired", next().PhotoID)
+
+	assert.Equal(t, 6, queueDepth(t, cfg.URL, bus.DeadLetterTopic(bus.Downloader)), "the dead letters stay")
 	assert.Zero(t, queueDepth(t, cfg.URL, bus.DeadLetterTopic(bus.Recorder)), "no copy was dead-lettered")
 	assert.Equal(t, 1, queueDepth(t, cfg.URL, cfg.QueueName(event.TopicPhotoDeadLettered, bus.Recorder)),
 		"only the service's dead letter was announced")
+}
+
+// A mark that hangs (a database that takes connections but not writes)
+// does not hold the service's stop: the copy goes back to its queue.
+func TestAHangingMarkDoesNotHoldAStop(t *testing.T) {
+	cfg := testConfig(t)
+	release := make(chan struct{})
+	time.AfterFunc(8*time.Second, func() { close(release) }) // hung until long after the stop
+	var stopping time.Time
+	t.Cleanup(func() { // runs last: after the router stopped
+		assert.Less(t, time.Since(stopping), 4*time.Second, "the router stopped while the mark hung")
+	})
+	hanging := make(chan struct{}, 1)
+	runRouterMarking(t, cfg, bus.Recorder, func(context.Context, *event.PhotoFailed) error { return nil },
+		func(context.Context, *event.PhotoDeadLettered) error {
+			hanging <- struct{}{}
+			<-release
+			return nil
+		})
+	t.Cleanup(func() { stopping = time.Now() }) // runs first: before the router stops
+	ch := testenv.AMQPChannel(t, cfg.URL)
+	_, err := ch.QueueDelete(cfg.PhotoProcessorQueue, false, false, false)
+	require.NoError(t, err)
+	publishRequested(t, cfg, "unroutable")
+	select {
+	case <-hanging:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no mark tried")
+	}
 }

@@ -160,7 +160,7 @@ func (c Config) Declare(ctx context.Context, log *slog.Logger) error {
 			return err
 		}
 	}
-	if err := c.declareCopies(conn); err != nil {
+	if err := c.declareCopies(conn, &old); err != nil {
 		return err
 	}
 	for _, s := range Subscriptions {
@@ -280,14 +280,14 @@ func (c Config) declareQueue(conn *amqp091.Connection, old *[]legacyObject, queu
 
 // declareCopies declares the recorder's queue of dead-letter copies
 // (DeadLetterCopies) bound to every dead-letter exchange, which must exist.
-func (c Config) declareCopies(conn *amqp091.Connection) error {
+func (c Config) declareCopies(conn *amqp091.Connection, old *[]legacyObject) error {
 	args := c.queueArgs()
 	args["x-max-length"] = copiesMaxLength
 	exchanges := make([]string, len(WorkerServices))
 	for i, svc := range WorkerServices {
 		exchanges[i] = DeadLetterTopic(svc)
 	}
-	return c.declareQueue(conn, nil, c.QueueName(DeadLetterCopies, Recorder), args, exchanges...)
+	return c.declareQueue(conn, old, c.QueueName(DeadLetterCopies, Recorder), args, exchanges...)
 }
 
 // declareOne declares one object with args or, when it exists with an
@@ -393,7 +393,7 @@ func (t topology) declareNow(exchange, queue string) error {
 				return err
 			}
 		}
-		return t.c.declareCopies(conn)
+		return t.c.declareCopies(conn, nil)
 	}
 	if queue == "" {
 		return t.c.declareOne(conn, nil, "exchange", exchange, t.c.exchangeArgs(exchange), func(ch *amqp091.Channel, args amqp091.Table) error {

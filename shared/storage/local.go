@@ -12,6 +12,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // Local is a Store in a directory. All access goes through os.Root, so no
@@ -147,6 +148,9 @@ func (l *Local) syncDir(dir string) error {
 		return err
 	}
 	err = syncFile(d)
+	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOTSUP) {
+		err = nil // a file system that cannot sync directories (some FUSE and network ones)
+	}
 	if cerr := d.Close(); err == nil {
 		err = cerr
 	}

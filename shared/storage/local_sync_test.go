@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -42,4 +43,14 @@ func TestLocalPutSyncsDirectories(t *testing.T) {
 	_, err = l.Put(context.Background(), "originals/p1/b.jpg", strings.NewReader("y"))
 	require.NoError(t, err)
 	require.Equal(t, []string{"tmp", "/originals/p1"}, synced, "no directory made")
+
+	// A file system that cannot sync a directory is not an error.
+	syncFile = func(f *os.File) error {
+		if st, err := f.Stat(); err == nil && st.IsDir() {
+			return &os.PathError{Op: "sync", Path: f.Name(), Err: syscall.EINVAL}
+		}
+		return orig(f)
+	}
+	_, err = l.Put(context.Background(), "thumbnails/p1/thumb.jpg", strings.NewReader("z"))
+	require.NoError(t, err)
 }

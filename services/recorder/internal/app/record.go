@@ -67,9 +67,10 @@ func (r *Recorder) done(ctx context.Context, what string, applied bool, err erro
 	if err != nil {
 		err = fmt.Errorf("record %s: %w", what, err)
 		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") {
-			// A data exception (a NUL in a text, a number out of range):
-			// the same event fails the same way every time.
+		if errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "54")) {
+			// A data exception (a NUL in a text, a number out of range)
+			// or a program limit (a value too large): the same event
+			// fails the same way every time.
 			return bus.Permanent(err)
 		}
 		return err
