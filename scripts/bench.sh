@@ -19,6 +19,10 @@ mkdir -p "$cache" "$out"
 
 say() { printf '== %s\n' "$*"; }
 
+# Temporary directories, removed when the script ends.
+tmps=()
+trap 'rm -rf "${tmps[@]}"' EXIT
+
 # The tools compared, from Debian, when they are missing and apt can install
 # them (as root); otherwise the report says which were not measured.
 need=()
@@ -44,7 +48,7 @@ fi
 if [ ! -s "$corpus/.complete" ]; then
 	say "fetching the corpus into $corpus"
 	tmp=$(mktemp -d)
-	trap 'rm -rf "$tmp"' EXIT
+	tmps+=("$tmp")
 	(cd "$tmp" && apt-get download plasma-workspace-wallpapers >/dev/null) ||
 		{ echo "bench: apt-get download plasma-workspace-wallpapers failed; put JPEGs in $corpus yourself" >&2; exit 1; }
 	dpkg-deb -x "$tmp"/plasma-workspace-wallpapers_*.deb "$tmp/x"
@@ -67,6 +71,12 @@ elif [ "${BENCH_E2E:-1}" != 0 ]; then
 	bash scripts/deps.sh
 	e2e_out=$out/e2e-bench.txt
 	: >"$e2e_out"
+	# The services' storage of every run stays until the script ends: a
+	# run's cleanup deleting thousands of files would load the next run
+	# (tests/e2e/harness_test.go, storageDir).
+	keep=$(mktemp -d "${TMPDIR:-/tmp}/photopipe-bench-XXXXXX")
+	tmps+=("$keep")
+	export PHOTOPIPE_E2E_KEEP_DIR=$keep
 	# 1,000 tiny and small photos, 200 large ones (a corpus photo), and
 	# the ingest-api under an open-loop load, and a 10,000-image job with
 	# GET /jobs/{id} and /api/status polled while it runs.
