@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	return worker.Run(ctx, worker.Options{
 		Service: bus.Downloader, Bus: cfg.Bus, Workers: cfg.Workers, HealthAddr: cfg.HealthAddr, Log: log,
-		Metrics: reg,
+		ShutdownTimeout: cfg.ShutdownTimeout, Metrics: reg,
 		Handlers: func(events *cqrs.EventBus) ([]cqrs.EventHandler, error) {
 			d := app.New(client, store, events, log, cfg.Retries, cfg.RetryDelay)
 			d.DeadLetterSourceFailures = cfg.DeadLetterSourceFailures

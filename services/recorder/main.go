@@ -69,10 +69,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	rec := app.New(postgres.New(db, relay.Notify, callbacks.Notify, postgres.WithBatch(cfg.Batch), postgres.WithLog(log)), log)
+	repo := postgres.New(db, relay.Notify, callbacks.Notify, postgres.WithBatch(cfg.Batch), postgres.WithLog(log),
+		postgres.WithStop(worker.StopContext(ctx, cfg.ShutdownTimeout)))
+	rec := app.New(repo, log)
 	return worker.Run(ctx, worker.Options{
 		Service: bus.Recorder, Bus: cfg.Bus, Workers: cfg.Workers, HealthAddr: cfg.HealthAddr, Log: log,
-		Checks: []health.Check{database.Check(db)},
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Checks:          []health.Check{database.Check(db)},
 		// The outbox relay, the callback dispatcher and the callback
 		// retention purge run beside the router.
 		Background: func(ctx context.Context, pub message.Publisher) error {

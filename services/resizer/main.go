@@ -69,7 +69,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	return worker.Run(ctx, worker.Options{
 		Service: bus.Resizer, Bus: cfg.Bus, Workers: cfg.Workers, HealthAddr: cfg.HealthAddr, Log: log,
-		Metrics: reg,
+		ShutdownTimeout: cfg.ShutdownTimeout, Metrics: reg,
 		Handlers: func(events *cqrs.EventBus) ([]cqrs.EventHandler, error) {
 			r := app.New(store, events, log, cfg.Presets, imaging.Limits{MaxPixels: cfg.MaxPixels}).WithPDF(app.PDFOptions{
 				Renderer: pdf, DPI: cfg.PDFDPI, MaxPages: cfg.PDFMaxPages, Timeout: cfg.PDFTimeout,

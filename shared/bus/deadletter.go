@@ -36,16 +36,20 @@ func (c Config) deadLetter(service string, pub message.Publisher, log *slog.Logg
 				return out, nil
 			}
 			ctx := msg.Context()
+			if ctx.Err() != nil {
+				// The service is stopping (the router cancels the
+				// messages in flight): the failure may be the stop's own
+				// (a cancelled transaction), and retrying was cut short.
+				// Back to the queue, for another replica or the next start.
+				return nil, err
+			}
 			if message.SubscribeTopicFromCtx(ctx) == DeadLetterCopies {
 				// A copy is never dead-lettered or announced: its dead
 				// letter is safe in its own queue, and a dead letter of
 				// the copy would be copied again (and announced with the
 				// recorder's failure in place of the real one). Its
 				// handler retries what may pass; what reaches here is
-				// refused for good, or the service is stopping.
-				if ctx.Err() != nil {
-					return nil, err // back to the queue
-				}
+				// refused for good.
 				log.ErrorContext(ctx, "dead letter not marked", slog.String("message_id", msg.UUID), slog.String("error", err.Error()))
 				return nil, nil
 			}

@@ -51,7 +51,15 @@ type Observer interface {
 type RouterOption func(*routerOptions)
 
 type routerOptions struct {
-	observer Observer
+	observer     Observer
+	closeTimeout time.Duration
+}
+
+// WithCloseTimeout bounds how long a closing router waits for the
+// messages in flight (default DefaultCloseTimeout); the ones still running
+// then go back to their queue.
+func WithCloseTimeout(d time.Duration) RouterOption {
+	return func(ro *routerOptions) { ro.closeTimeout = d }
 }
 
 // WithObserver tells o how every message was handled.

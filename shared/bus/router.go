@@ -163,6 +163,10 @@ func NewEventBus(pub message.Publisher, logger watermill.LoggerAdapter) (*cqrs.E
 	})
 }
 
+// DefaultCloseTimeout is how long a closing router waits for the messages
+// in flight unless WithCloseTimeout says otherwise.
+const DefaultCloseTimeout = 30 * time.Second
+
 // NewRouter returns a router whose handlers run, outermost first: the
 // correlation id into the context, the source queue into the metadata, the
 // dead-letter queue for what retrying gave up on, the delivery limit that
@@ -178,7 +182,10 @@ func (c Config) NewRouter(service string, pub message.Publisher, logger watermil
 	for _, o := range opts {
 		o(&ro)
 	}
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, logger)
+	if ro.closeTimeout <= 0 {
+		ro.closeTimeout = DefaultCloseTimeout
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: ro.closeTimeout}, logger)
 	if err != nil {
 		return nil, fmt.Errorf("create router: %w", err)
 	}

@@ -34,6 +34,9 @@ type Queue[T any] struct {
 	Max int
 	// Timeout bounds one batch (default one minute).
 	Timeout time.Duration
+	// Stop, when set, cancels the running batch when it ends, whatever
+	// Timeout says: a stopping service that cannot wait any longer.
+	Stop context.Context
 
 	mu      sync.Mutex
 	waiting []*entry[T]
@@ -105,6 +108,9 @@ func (q *Queue[T]) runNext(ctx context.Context) {
 	}
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
+	if q.Stop != nil {
+		defer context.AfterFunc(q.Stop, cancel)()
+	}
 	q.Run(bctx, items)
 }
 

@@ -173,6 +173,40 @@ func TestBatchContext(t *testing.T) {
 	require.Greater(t, deadline, 59*time.Minute)
 }
 
+// Stop ends a running batch early, one that started before it ended as
+// well as one that starts after; without it the batch would run on.
+func TestStopCancelsTheRunningBatch(t *testing.T) {
+	stop, halt := context.WithCancel(context.Background())
+	started := make(chan struct{}, 1)
+	q := &groupcommit.Queue[*item]{Timeout: time.Hour, Stop: stop, Run: func(ctx context.Context, _ []*item) {
+		started <- struct{}{}
+		<-ctx.Done()
+	}}
+	done := make(chan error, 1)
+	go func() { done <- q.Do(context.Background(), &item{}) }()
+	<-started
+	select {
+	case <-done:
+		t.Fatal("the batch ended before Stop did")
+	case <-time.After(50 * time.Millisecond):
+	}
+	halt()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop did not cancel the running batch")
+	}
+	go func() { done <- q.Do(context.Background(), &item{}) }()
+	<-started
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("a batch started after Stop ended ran on")
+	}
+}
+
 // Many callers at once: every item runs exactly once, batches respect
 // Max, and under contention batches hold several items.
 func TestManyCallers(t *testing.T) {

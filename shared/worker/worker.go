@@ -42,6 +42,11 @@ type Options struct {
 	// DeadLetterMarks, when set, gets the marks that copies of dead
 	// letters call for (bus.DeadLetterMark): the recorder's.
 	DeadLetterMarks func(ctx context.Context, e *event.PhotoDeadLettered) error
+	// ShutdownTimeout bounds how long a stopping service waits for the
+	// messages in flight (SHUTDOWN_TIMEOUT; 0: bus.DefaultCloseTimeout);
+	// the ones not finished by then go back to their queue. Work of its
+	// own that must not outlive it can end with StopContext.
+	ShutdownTimeout time.Duration
 	// Metrics is the service's registry, served at /metrics on HealthAddr;
 	// Run adds the message outcomes and the dead-letter queue depth. Nil
 	// makes one.
@@ -50,6 +55,19 @@ type Options struct {
 
 // deadLetterTTL is how long a counted dead-letter queue depth is reused.
 const deadLetterTTL = 5 * time.Second
+
+// StopContext returns a context that ends d after ctx does (0:
+// bus.DefaultCloseTimeout), when Run with that ShutdownTimeout gives up
+// waiting for the messages in flight: the work they wait for (a database
+// transaction that hangs) can end with it instead of holding the process.
+func StopContext(ctx context.Context, d time.Duration) context.Context {
+	if d <= 0 {
+		d = bus.DefaultCloseTimeout
+	}
+	stop, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	context.AfterFunc(ctx, func() { time.AfterFunc(d, cancel) })
+	return stop
+}
 
 // Run runs the service until ctx ends, then stops taking messages, lets
 // in-flight ones finish (or returns them to the queue) and returns nil.
@@ -90,7 +108,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := metrics.NewDeadLetterDepth(reg, bus.DeadLetterTopic(o.Service), depth.Depth, deadLetterTTL); err != nil {
 		return err
 	}
-	router, err := o.Bus.NewRouter(o.Service, pub, wlog, o.Log, bus.WithObserver(observer))
+	router, err := o.Bus.NewRouter(o.Service, pub, wlog, o.Log, bus.WithObserver(observer), bus.WithCloseTimeout(o.ShutdownTimeout))
 	if err != nil {
 		return err
 	}

@@ -171,6 +171,11 @@ func TestComposeAppServices(t *testing.T) {
 				require.Equal(t, cond, d.Condition, "depends_on %s", dep)
 			}
 
+			// Room for SHUTDOWN_TIMEOUT (30 s in the workers) and the
+			// exit after it; Docker's default is 10 s.
+			require.NotNil(t, svc.StopGracePeriod, "stop_grace_period")
+			require.GreaterOrEqual(t, duration(svc.StopGracePeriod), 35*time.Second, "stop_grace_period")
+
 			requireVolumeMount(t, svc, "storage", "/data")
 			require.Equal(t, types.RestartPolicyUnlessStopped, svc.Restart)
 			require.Empty(t, svc.ContainerName, "container_name prevents scaling and parallel stacks")

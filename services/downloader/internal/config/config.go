@@ -22,6 +22,10 @@ type Config struct {
 	StorageDir string         // STORAGE_DIR (also in Storage.Dir; kept for existing callers)
 	HealthAddr string         // HEALTH_ADDR; empty serves no health endpoints
 	Workers    int            // WORKERS: downloads in flight per replica
+	// ShutdownTimeout bounds how long a stopping replica waits for the
+	// messages in flight before it returns them to the queue and exits
+	// (SHUTDOWN_TIMEOUT).
+	ShutdownTimeout time.Duration
 
 	MaxBytes       int64         // DOWNLOAD_MAX_BYTES
 	ConnectTimeout time.Duration // DOWNLOAD_CONNECT_TIMEOUT
@@ -58,6 +62,7 @@ func Load(getenv func(string) string) (Config, error) {
 		Storage:                  storage.LoadConfig(r),
 		HealthAddr:               r.String("HEALTH_ADDR", ""),
 		Workers:                  r.Int("WORKERS", 16),
+		ShutdownTimeout:          r.Duration("SHUTDOWN_TIMEOUT", 30*time.Second),
 		MaxBytes:                 r.Bytes("DOWNLOAD_MAX_BYTES", 50<<20),
 		ConnectTimeout:           r.Duration("DOWNLOAD_CONNECT_TIMEOUT", 5*time.Second),
 		HeaderTimeout:            r.Duration("DOWNLOAD_HEADER_TIMEOUT", 10*time.Second),
@@ -83,6 +88,9 @@ func (c Config) Validate() error {
 	errs := []error{c.Bus.Validate(), c.Storage.Validate()}
 	if c.Workers < 1 {
 		errs = append(errs, errors.New("WORKERS: must be at least 1"))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("SHUTDOWN_TIMEOUT: must be positive"))
 	}
 	if c.MaxBytes < 1 {
 		errs = append(errs, errors.New("DOWNLOAD_MAX_BYTES: must be positive"))

@@ -63,8 +63,8 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 		},
 		{
 			name: "invalid values only",
-			vars: map[string]string{"WORKERS": "-1", "DOWNLOAD_MAX_BYTES": "0", "DOWNLOAD_RETRIES": "-1"},
-			want: []string{"WORKERS", "DOWNLOAD_MAX_BYTES", "DOWNLOAD_RETRIES"},
+			vars: map[string]string{"WORKERS": "-1", "DOWNLOAD_MAX_BYTES": "0", "DOWNLOAD_RETRIES": "-1", "SHUTDOWN_TIMEOUT": "0s"},
+			want: []string{"WORKERS", "DOWNLOAD_MAX_BYTES", "DOWNLOAD_RETRIES", "SHUTDOWN_TIMEOUT"},
 		},
 		{
 			name: "malformed values only",

@@ -22,8 +22,13 @@ type Config struct {
 	Workers    int    // WORKERS: events handled at once per replica, per topic
 	// Batch is how many events one transaction applies at most
 	// (RECORD_BATCH): events handled at once are committed together.
-	Batch     int
-	Callbacks Callbacks
+	Batch int
+	// ShutdownTimeout bounds how long a stopping replica waits for the
+	// messages in flight (their transactions) before it
+	// cancels them, returns the messages to the queue and exits
+	// (SHUTDOWN_TIMEOUT).
+	ShutdownTimeout time.Duration
+	Callbacks       Callbacks
 }
 
 // Callbacks are the settings of callback delivery (README "Callbacks").
@@ -58,8 +63,9 @@ func Load(getenv func(string) string) (Config, error) {
 		HealthAddr: r.String("HEALTH_ADDR", ""),
 		// Enough handlers per topic that the events of a busy pipeline
 		// find each other in one transaction (RECORD_BATCH).
-		Workers: r.Int("WORKERS", 16),
-		Batch:   r.Int("RECORD_BATCH", 128),
+		Workers:         r.Int("WORKERS", 16),
+		Batch:           r.Int("RECORD_BATCH", 128),
+		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 30*time.Second),
 		Callbacks: Callbacks{
 			Secret:       r.String("CALLBACK_SECRET", ""),
 			Timeout:      r.Duration("CALLBACK_TIMEOUT", 10*time.Second),
@@ -94,6 +100,9 @@ func (c Config) Validate() error {
 	errs := []error{c.Bus.Validate(), c.DB.Validate()}
 	if c.Workers < 1 {
 		errs = append(errs, errors.New("WORKERS: must be at least 1"))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("SHUTDOWN_TIMEOUT: must be positive"))
 	}
 	if c.Batch < 1 {
 		errs = append(errs, errors.New("RECORD_BATCH: must be at least 1"))

@@ -55,6 +55,18 @@ func TestCallbackSettingsValidated(t *testing.T) {
 	}
 }
 
+func TestShutdownTimeout(t *testing.T) {
+	t.Parallel()
+	c, err := load(nil)
+	require.NoError(t, err)
+	require.Equal(t, 30*time.Second, c.ShutdownTimeout)
+	c, err = load(map[string]string{"SHUTDOWN_TIMEOUT": "5s"})
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Second, c.ShutdownTimeout)
+	_, err = load(map[string]string{"SHUTDOWN_TIMEOUT": "0s"})
+	require.ErrorContains(t, err, "SHUTDOWN_TIMEOUT: must be positive")
+}
+
 func TestCallbackRetention(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

@@ -43,6 +43,14 @@ func WithBatch(n int) Option {
 	return func(r *Repository) { r.batch.q.Max = max(n, 1) }
 }
 
+// WithStop cancels the transaction in progress when stop ends, however
+// long the batch had left (worker.StopContext: a stopping recorder whose
+// database hangs exits instead of waiting for it; the events go back to
+// their queue).
+func WithStop(stop context.Context) Option {
+	return func(r *Repository) { r.batch.q.Stop = stop }
+}
+
 // WithLog logs the batches whose transaction failed (their events are
 // then applied one by one, each error going to its own event).
 func WithLog(log *slog.Logger) Option {

@@ -27,6 +27,10 @@ type Config struct {
 	// RenderWorkers is how many images a replica decodes and renders at
 	// once (RENDER_WORKERS, default the CPUs, at most WORKERS).
 	RenderWorkers int
+	// ShutdownTimeout bounds how long a stopping replica waits for the
+	// messages in flight before it returns them to the queue and exits
+	// (SHUTDOWN_TIMEOUT).
+	ShutdownTimeout time.Duration
 	// SimulateGPUTime adds a random 0.1-0.4 s to every image, as the Retail
 	// Pulse specification's GPU stand-in (SIMULATE_GPU_TIME, off by default).
 	SimulateGPUTime bool
@@ -68,6 +72,7 @@ func Load(getenv func(string) string) (Config, error) {
 		HealthAddr:      r.String("HEALTH_ADDR", ""),
 		Workers:         workers,
 		RenderWorkers:   r.Int("RENDER_WORKERS", min(cpus, workers)),
+		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 30*time.Second),
 		MaxPixels:       int64(r.Int("MAX_PIXELS", 100_000_000)),
 		SimulateGPUTime: r.Bool("SIMULATE_GPU_TIME", false),
 		Presets:         rendition.LoadPresets(r),
@@ -89,6 +94,9 @@ func (c Config) Validate() error {
 	errs := []error{c.Bus.Validate(), c.Storage.Validate()}
 	if c.Workers < 1 {
 		errs = append(errs, errors.New("WORKERS: must be at least 1"))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("SHUTDOWN_TIMEOUT: must be positive"))
 	}
 	if c.RenderWorkers < 1 || c.RenderWorkers > c.Workers {
 		errs = append(errs, errors.New("RENDER_WORKERS: must be between 1 and WORKERS"))

@@ -93,8 +93,8 @@ func TestLoad(t *testing.T) {
 		},
 		{
 			name:    "invalid values",
-			env:     map[string]string{"WORKERS": "0", "MAX_PIXELS": "-1"},
-			wantErr: []string{"WORKERS", "MAX_PIXELS"},
+			env:     map[string]string{"WORKERS": "0", "MAX_PIXELS": "-1", "SHUTDOWN_TIMEOUT": "-1s"},
+			wantErr: []string{"WORKERS", "MAX_PIXELS", "SHUTDOWN_TIMEOUT"},
 		},
 		{name: "more render workers than workers", env: map[string]string{"WORKERS": "2", "RENDER_WORKERS": "3"}, wantErr: []string{"RENDER_WORKERS"}},
 		{name: "no render workers", env: map[string]string{"RENDER_WORKERS": "0"}, wantErr: []string{"RENDER_WORKERS"}},
