@@ -69,13 +69,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	// A stop lets the events in flight finish, then ends work: the batch
+	// transaction still running is cancelled with it.
+	work, abandon := worker.WorkContext(ctx)
 	repo := postgres.New(db, relay.Notify, callbacks.Notify, postgres.WithBatch(cfg.Batch), postgres.WithLog(log),
-		postgres.WithStop(worker.StopContext(ctx, cfg.ShutdownTimeout)))
+		postgres.WithStop(work))
 	rec := app.New(repo, log)
 	return worker.Run(ctx, worker.Options{
 		Service: bus.Recorder, Bus: cfg.Bus, Workers: cfg.Workers, HealthAddr: cfg.HealthAddr, Log: log,
-		ShutdownTimeout: cfg.ShutdownTimeout,
-		Checks:          []health.Check{database.Check(db)},
+		ShutdownTimeout: cfg.ShutdownTimeout, Work: work, Abandon: abandon,
+		Checks: []health.Check{database.Check(db)},
 		// The outbox relay, the callback dispatcher and the callback
 		// retention purge run beside the router.
 		Background: func(ctx context.Context, pub message.Publisher) error {

@@ -31,8 +31,9 @@ const (
 	// OutcomeDeadLettered: the message went to the service's dead-letter
 	// queue (retries used up, a permanent error, or the delivery limit).
 	OutcomeDeadLettered Outcome = "dead_lettered"
-	// OutcomeRequeued: not even the dead-letter queue took it (the broker
-	// is away), so it went back to its queue.
+	// OutcomeRequeued: it went back to its queue: it failed while the
+	// service was stopping, or not even the dead-letter queue took it (the
+	// broker is away).
 	OutcomeRequeued Outcome = "requeued"
 )
 
@@ -53,13 +54,22 @@ type RouterOption func(*routerOptions)
 type routerOptions struct {
 	observer     Observer
 	closeTimeout time.Duration
+	work         context.Context
 }
 
 // WithCloseTimeout bounds how long a closing router waits for the
-// messages in flight (default DefaultCloseTimeout); the ones still running
-// then go back to their queue.
+// handlers still running once their messages are done or returned to
+// their queues (default DefaultCloseTimeout).
 func WithCloseTimeout(d time.Duration) RouterOption {
 	return func(ro *routerOptions) { ro.closeTimeout = d }
+}
+
+// WithWorkContext hands every message to its handlers under a context
+// that ends when work does, instead of Watermill's, which ends as soon as
+// the router starts closing: a stopping service lets the messages in
+// flight finish, and ends work when it no longer waits for them.
+func WithWorkContext(work context.Context) RouterOption {
+	return func(ro *routerOptions) { ro.work = work }
 }
 
 // WithObserver tells o how every message was handled.

@@ -163,8 +163,10 @@ func NewEventBus(pub message.Publisher, logger watermill.LoggerAdapter) (*cqrs.E
 	})
 }
 
-// DefaultCloseTimeout is how long a closing router waits for the messages
-// in flight unless WithCloseTimeout says otherwise.
+// DefaultCloseTimeout is how long a closing router waits for the handlers
+// still running once their messages are done or returned to their queues,
+// unless WithCloseTimeout says otherwise. (Watermill's router waits for the
+// messages in flight without a bound: worker.Run bounds that.)
 const DefaultCloseTimeout = 30 * time.Second
 
 // NewRouter returns a router whose handlers run, outermost first: the
@@ -190,6 +192,7 @@ func (c Config) NewRouter(service string, pub message.Publisher, logger watermil
 		return nil, fmt.Errorf("create router: %w", err)
 	}
 	router.AddMiddleware(
+		workContext(ro.work),
 		correlate,
 		c.markQueue(service),
 		observe(ro.observer),
@@ -278,6 +281,23 @@ func CorrelationID(ctx context.Context) string {
 // none) into its context, from where published events and logs take it,
 // and the photo id of the event into the log context, so that even the
 // bus's own lines (retries, dead letters) name the photo.
+// workContext gives each message a context with its values but whose end
+// is work's (WithWorkContext); nil keeps Watermill's.
+func workContext(work context.Context) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		if work == nil {
+			return h
+		}
+		return func(msg *message.Message) ([]*message.Message, error) {
+			ctx, cancel := context.WithCancel(context.WithoutCancel(msg.Context()))
+			defer cancel()
+			defer context.AfterFunc(work, cancel)()
+			msg.SetContext(ctx)
+			return h(msg)
+		}
+	}
+}
+
 func correlate(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		id := middleware.MessageCorrelationID(msg)

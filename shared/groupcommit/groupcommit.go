@@ -2,7 +2,8 @@
 // batches: the callers that come while one batch runs wait and go together
 // in the next, so that under load many share one transaction (its round
 // trips, statements and WAL flush), and a caller that comes alone runs at
-// once. It has no goroutine and no timer of its own.
+// once. It has no goroutine and no timer of its own (but the
+// one that cancels a running batch when Queue.Stop ends).
 //
 // One batch runs at a time, led by one of its own callers: the one that
 // found the queue idle, or the oldest waiting, to which the leader of the

@@ -42,11 +42,17 @@ type Options struct {
 	// DeadLetterMarks, when set, gets the marks that copies of dead
 	// letters call for (bus.DeadLetterMark): the recorder's.
 	DeadLetterMarks func(ctx context.Context, e *event.PhotoDeadLettered) error
-	// ShutdownTimeout bounds how long a stopping service waits for the
-	// messages in flight (SHUTDOWN_TIMEOUT; 0: bus.DefaultCloseTimeout);
-	// the ones not finished by then go back to their queue. Work of its
-	// own that must not outlive it can end with StopContext.
+	// ShutdownTimeout bounds how long a stopping service lets the
+	// messages in flight finish (SHUTDOWN_TIMEOUT; 0: DefaultShutdownTimeout).
+	// Then their contexts end (Work), and the ones not finished go back to
+	// their queue.
 	ShutdownTimeout time.Duration
+	// Work, when set, is the context the messages are handled under, with
+	// Abandon its cancel (from WorkContext): work of the service's own
+	// that waits for them (the recorder's batch transactions) can end with
+	// it. Without them Run makes its own.
+	Work    context.Context
+	Abandon context.CancelFunc
 	// Metrics is the service's registry, served at /metrics on HealthAddr;
 	// Run adds the message outcomes and the dead-letter queue depth. Nil
 	// makes one.
@@ -56,21 +62,26 @@ type Options struct {
 // deadLetterTTL is how long a counted dead-letter queue depth is reused.
 const deadLetterTTL = 5 * time.Second
 
-// StopContext returns a context that ends d after ctx does (0:
-// bus.DefaultCloseTimeout), when Run with that ShutdownTimeout gives up
-// waiting for the messages in flight: the work they wait for (a database
-// transaction that hangs) can end with it instead of holding the process.
-func StopContext(ctx context.Context, d time.Duration) context.Context {
-	if d <= 0 {
-		d = bus.DefaultCloseTimeout
-	}
-	stop, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	context.AfterFunc(ctx, func() { time.AfterFunc(d, cancel) })
-	return stop
+// DefaultShutdownTimeout is how long a stopping service lets the messages
+// in flight finish unless Options.ShutdownTimeout says otherwise.
+const DefaultShutdownTimeout = 30 * time.Second
+
+// abandonWait is how long Run waits for the router once it gave up on the
+// messages still in flight (returned them to their queues): their handlers
+// were told to stop (Work ended) and are not waited for any longer.
+const abandonWait = 2 * time.Second
+
+// WorkContext returns the context a worker's messages are handled under
+// (Options.Work), carrying ctx's values but not its cancellation, and its
+// cancel (Options.Abandon): a stop lets the messages in flight finish,
+// and cancels it only when ShutdownTimeout has passed.
+func WorkContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.WithoutCancel(ctx))
 }
 
 // Run runs the service until ctx ends, then stops taking messages, lets
-// in-flight ones finish (or returns them to the queue) and returns nil.
+// the ones in flight finish for up to ShutdownTimeout, then cancels them
+// (Work) and returns them to their queues, and returns nil.
 func Run(ctx context.Context, o Options) error {
 	if o.Workers < 1 {
 		return errors.New("WORKERS: must be at least 1")
@@ -108,7 +119,15 @@ func Run(ctx context.Context, o Options) error {
 	if err := metrics.NewDeadLetterDepth(reg, bus.DeadLetterTopic(o.Service), depth.Depth, deadLetterTTL); err != nil {
 		return err
 	}
-	router, err := o.Bus.NewRouter(o.Service, pub, wlog, o.Log, bus.WithObserver(observer), bus.WithCloseTimeout(o.ShutdownTimeout))
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if o.Work == nil || o.Abandon == nil {
+		o.Work, o.Abandon = WorkContext(ctx)
+	}
+	defer o.Abandon()
+	router, err := o.Bus.NewRouter(o.Service, pub, wlog, o.Log, bus.WithObserver(observer),
+		bus.WithWorkContext(o.Work), bus.WithCloseTimeout(abandonWait))
 	if err != nil {
 		return err
 	}
@@ -144,12 +163,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		if err := router.Run(gctx); err != nil {
-			return fmt.Errorf("router: %w", err)
-		}
-		return nil
-	})
+	g.Go(func() error { return runRouter(gctx, router, sub, o) })
 	g.Go(func() error {
 		return health.Serve(gctx, o.HealthAddr, checks, o.HealthBound, health.Route{Pattern: "/metrics", Handler: reg.Handler()})
 	})
@@ -160,4 +174,46 @@ func Run(ctx context.Context, o Options) error {
 	err = g.Wait()
 	o.Log.InfoContext(context.WithoutCancel(ctx), "service stopped")
 	return err
+}
+
+// runRouter runs router until ctx ends and then until the messages in
+// flight are done, for up to o.ShutdownTimeout. Past that it ends their
+// context (o.Abandon) and closes sub, which returns them to their queues
+// (nack, requeue) whatever their handlers still do, and waits abandonWait
+// more for the router at most.
+func runRouter(ctx context.Context, router *message.Router, sub message.Subscriber, o Options) error {
+	done := make(chan error, 1)
+	go func() { done <- router.Run(ctx) }()
+	result := func(err error) error {
+		if err != nil {
+			return fmt.Errorf("router: %w", err)
+		}
+		return nil
+	}
+	select {
+	case err := <-done:
+		return result(err)
+	case <-ctx.Done():
+	}
+	grace := time.NewTimer(o.ShutdownTimeout)
+	defer grace.Stop()
+	select {
+	case err := <-done:
+		return result(err)
+	case <-grace.C:
+	}
+	log := context.WithoutCancel(ctx)
+	o.Log.WarnContext(log, "messages still in flight after the shutdown timeout: cancelling them and returning them to their queues",
+		slog.Duration("shutdown_timeout", o.ShutdownTimeout))
+	o.Abandon()
+	if err := sub.Close(); err != nil {
+		o.Log.WarnContext(log, "close subscriber", slog.String("error", err.Error()))
+	}
+	select {
+	case err := <-done:
+		return result(err)
+	case <-time.After(2 * abandonWait):
+		o.Log.ErrorContext(log, "router did not stop; exiting anyway")
+		return nil
+	}
 }

@@ -44,7 +44,7 @@ func WithBatch(n int) Option {
 }
 
 // WithStop cancels the transaction in progress when stop ends, however
-// long the batch had left (worker.StopContext: a stopping recorder whose
+// long the batch had left (worker.WorkContext: a stopping recorder whose
 // database hangs exits instead of waiting for it; the events go back to
 // their queue).
 func WithStop(stop context.Context) Option {
