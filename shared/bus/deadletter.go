@@ -172,7 +172,8 @@ func (c Config) DeadLetterMark(msg *message.Message) (e *event.PhotoDeadLettered
 // AddDeadLetterMarks consumes the copies of dead letters from sub (one
 // worker: they are rare) and passes the marks they call for to mark. A
 // mark that fails is tried again, with backoff up to markRetryMax, until
-// it passes or the service stops (the copy then goes back to its queue):
+// it passes or its context ends (a stop past its shutdown timeout; the
+// copy then goes back to its queue):
 // the marks behind it wait meanwhile, which is what a database that is
 // away calls for. One refused for good (a photo id that is not one) is
 // logged and dropped: the dead letter itself is safe in its queue. A copy
@@ -186,7 +187,7 @@ func (c Config) AddDeadLetterMarks(router *message.Router, sub message.Subscribe
 		ctx := msg.Context()
 		delay := c.RetryInitial
 		for {
-			// A stopping service does not wait for a mark that hangs (a
+			// A stop that gives up does not wait for a mark that hangs (a
 			// database that takes connections but not writes): the copy
 			// goes back to its queue, and a mark is idempotent.
 			res := make(chan error, 1)

@@ -31,9 +31,9 @@ const (
 	// OutcomeDeadLettered: the message went to the service's dead-letter
 	// queue (retries used up, a permanent error, or the delivery limit).
 	OutcomeDeadLettered Outcome = "dead_lettered"
-	// OutcomeRequeued: it went back to its queue: it failed while the
-	// service was stopping, or not even the dead-letter queue took it (the
-	// broker is away).
+	// OutcomeRequeued: it went back to its queue: a stop cancelled it (or
+	// it came after the stop began), or not even the dead-letter queue
+	// took it (the broker is away).
 	OutcomeRequeued Outcome = "requeued"
 )
 
@@ -65,8 +65,8 @@ func WithCloseTimeout(d time.Duration) RouterOption {
 }
 
 // WithWorkContext hands every message to its handlers under a context
-// that ends when work does, instead of Watermill's, which ends as soon as
-// the router starts closing: a stopping service lets the messages in
+// that ends when work does, instead of Watermill's, which ends with the
+// context the router runs under: a stopping service lets the messages in
 // flight finish, and ends work when it no longer waits for them.
 func WithWorkContext(work context.Context) RouterOption {
 	return func(ro *routerOptions) { ro.work = work }

@@ -277,18 +277,19 @@ func CorrelationID(ctx context.Context) string {
 	return id
 }
 
-// correlate puts the message's correlation id (its own id when it has
-// none) into its context, from where published events and logs take it,
-// and the photo id of the event into the log context, so that even the
-// bus's own lines (retries, dead letters) name the photo.
 // workContext gives each message a context with its values but whose end
-// is work's (WithWorkContext); nil keeps Watermill's.
+// is work's (WithWorkContext); nil keeps Watermill's. A message that
+// arrives once the router's context has ended (the subscriber had it
+// buffered when the stop began) goes straight back to its queue.
 func workContext(work context.Context) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		if work == nil {
 			return h
 		}
 		return func(msg *message.Message) ([]*message.Message, error) {
+			if err := msg.Context().Err(); err != nil {
+				return nil, fmt.Errorf("not handled: the service is stopping: %w", err)
+			}
 			ctx, cancel := context.WithCancel(context.WithoutCancel(msg.Context()))
 			defer cancel()
 			defer context.AfterFunc(work, cancel)()
@@ -298,6 +299,10 @@ func workContext(work context.Context) message.HandlerMiddleware {
 	}
 }
 
+// correlate puts the message's correlation id (its own id when it has
+// none) into its context, from where published events and logs take it,
+// and the photo id of the event into the log context, so that even the
+// bus's own lines (retries, dead letters) name the photo.
 func correlate(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		id := middleware.MessageCorrelationID(msg)

@@ -27,7 +27,7 @@ func NewMessages(r *Registry) (*Messages, error) {
 			Namespace: Namespace, Name: "messages_handled_total",
 			Help: "Handler runs by outcome: ok, permanent_failure (PhotoFailed published, message acknowledged), " +
 				"retried (a transient error; the message is handled again), dead_lettered, requeued " +
-				"(back to its queue: failed while stopping, or the dead-letter queue was unreachable). Every message ends in exactly one of ok, " +
+				"(back to its queue: cancelled by a stop, or the dead-letter queue was unreachable). Every message ends in exactly one of ok, " +
 				"permanent_failure, dead_lettered and requeued.",
 		}, []string{"handler", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{

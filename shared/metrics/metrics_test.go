@@ -39,7 +39,7 @@ func TestMessages(t *testing.T) {
 	m.MessageHandled("resizer.render", bus.OutcomeDeadLettered, time.Second)
 
 	require.NoError(t, testutil.GatherAndCompare(r.Gatherer(), strings.NewReader(`
-# HELP photopipe_messages_handled_total Handler runs by outcome: ok, permanent_failure (PhotoFailed published, message acknowledged), retried (a transient error; the message is handled again), dead_lettered, requeued (the dead-letter queue was unreachable). Every message ends in exactly one of ok, permanent_failure, dead_lettered and requeued.
+# HELP photopipe_messages_handled_total Handler runs by outcome: ok, permanent_failure (PhotoFailed published, message acknowledged), retried (a transient error; the message is handled again), dead_lettered, requeued (back to its queue: cancelled by a stop, or the dead-letter queue was unreachable). Every message ends in exactly one of ok, permanent_failure, dead_lettered and requeued.
 # TYPE photopipe_messages_handled_total counter
 photopipe_messages_handled_total{handler="resizer.render",outcome="dead_lettered",service="resizer"} 1
 photopipe_messages_handled_total{handler="resizer.render",outcome="ok",service="resizer"} 2

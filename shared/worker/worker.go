@@ -206,9 +206,13 @@ func runRouter(ctx context.Context, router *message.Router, sub message.Subscrib
 	o.Log.WarnContext(log, "messages still in flight after the shutdown timeout: cancelling them and returning them to their queues",
 		slog.Duration("shutdown_timeout", o.ShutdownTimeout))
 	o.Abandon()
-	if err := sub.Close(); err != nil {
-		o.Log.WarnContext(log, "close subscriber", slog.String("error", err.Error()))
-	}
+	// Closing the subscriber talks to the broker, which may not answer:
+	// it is waited for no longer than the router.
+	go func() {
+		if err := sub.Close(); err != nil {
+			o.Log.WarnContext(log, "close subscriber", slog.String("error", err.Error()))
+		}
+	}()
 	select {
 	case err := <-done:
 		return result(err)

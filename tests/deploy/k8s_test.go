@@ -268,7 +268,7 @@ func TestK8sDeployments(t *testing.T) {
 			}
 			require.Nil(t, d.Spec.Replicas, "an autoscaled Deployment leaves replicas to the autoscaler")
 			pod := d.Spec.Template.Spec
-			require.GreaterOrEqual(t, *pod.TerminationGracePeriodSeconds, int64(45), "longer than the router's 30 s close timeout")
+			require.GreaterOrEqual(t, *pod.TerminationGracePeriodSeconds, int64(45), "longer than the workers' 30 s SHUTDOWN_TIMEOUT")
 			require.NotNil(t, pod.SecurityContext.RunAsNonRoot)
 			require.True(t, *pod.SecurityContext.RunAsNonRoot)
 			require.EqualValues(t, 65532, *pod.SecurityContext.RunAsUser, "the distroless nonroot user")
