@@ -142,7 +142,11 @@ func Run(ctx context.Context, o Options) error {
 		o.Bus.AddDeadLetterMarks(router, sub, o.DeadLetterMarks, o.Log)
 	}
 
+	g, gctx := errgroup.WithContext(ctx)
 	checks := append([]health.Check{{Name: "broker", Func: func(context.Context) error {
+		if gctx.Err() != nil {
+			return errors.New("stopping: finishing the messages in flight")
+		}
 		if !pub.IsConnected() || !sub.IsConnected() {
 			return errors.New("not connected to the broker")
 		}
@@ -162,13 +166,21 @@ func Run(ctx context.Context, o Options) error {
 		batchPub = bp
 	}
 
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return runRouter(gctx, router, sub, o) })
+	// The health server (with /metrics) and the background work (the
+	// recorder's outbox relay) run until the router has stopped: the
+	// messages that finish during a stop publish their events and are
+	// counted where they can be scraped.
+	rest, stopRest := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRest()
 	g.Go(func() error {
-		return health.Serve(gctx, o.HealthAddr, checks, o.HealthBound, health.Route{Pattern: "/metrics", Handler: reg.Handler()})
+		defer stopRest()
+		return runRouter(gctx, router, sub, o)
+	})
+	g.Go(func() error {
+		return health.Serve(rest, o.HealthAddr, checks, o.HealthBound, health.Route{Pattern: "/metrics", Handler: reg.Handler()})
 	})
 	if o.Background != nil {
-		g.Go(func() error { return o.Background(gctx, batchPub) })
+		g.Go(func() error { return o.Background(rest, batchPub) })
 	}
 	o.Log.InfoContext(ctx, "service started", slog.Int("workers", o.Workers), slog.Int("prefetch", o.Bus.Prefetch))
 	err = g.Wait()
