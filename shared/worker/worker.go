@@ -204,6 +204,11 @@ func runRouter(ctx context.Context, router *message.Router, sub message.Subscrib
 	}
 	select {
 	case err := <-done:
+		if err == nil {
+			// Watermill closes the router when every handler's
+			// subscription has ended: the service no longer works.
+			err = errors.New("stopped by itself: every subscription ended")
+		}
 		return result(err)
 	case <-ctx.Done():
 	}
