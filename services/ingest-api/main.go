@@ -197,7 +197,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), cfg.ShutdownTimeout)
 		defer cancel()
-		return srv.Shutdown(sctx)
+		if err := srv.Shutdown(sctx); err != nil {
+			// Past SHUTDOWN_TIMEOUT what is left is cut off: requests
+			// still running (their clients get no answer and may retry;
+			// what was accepted is in the outbox) and connections that
+			// never sent one (Go waits 5 s for those).
+			log.WarnContext(context.WithoutCancel(gctx), "requests still open after the shutdown timeout: closing their connections",
+				slog.Duration("shutdown_timeout", cfg.ShutdownTimeout), slog.String("error", err.Error()))
+			_ = srv.Close()
+		}
+		return nil
 	})
 	g.Go(func() error { return relay.Run(gctx, pub) })
 	g.Go(func() error {

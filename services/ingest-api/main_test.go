@@ -821,6 +821,25 @@ func TestProcessPhotos(t *testing.T) {
 	require.Equal(t, 6, totalEvents(events))
 }
 
+// A stop finishes the requests in flight for SHUTDOWN_TIMEOUT, then closes
+// what is left and returns nil: here a connection that never sent a
+// request, which Go's Shutdown alone waits 5 s for (the harness fails the
+// test if run returns an error).
+func TestShutdownClosesWhatIsLeft(t *testing.T) {
+	t.Parallel()
+	var conn net.Conn
+	t.Cleanup(func() { // after the API has stopped
+		if conn != nil {
+			_ = conn.Close()
+		}
+	})
+	h := startAPI(t, map[string]string{"SHUTDOWN_TIMEOUT": "500ms"})
+	var err error
+	conn, err = net.Dial("tcp", h.addr)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return strings.Contains(h.logs.String(), "service started") }, 5*time.Second, 10*time.Millisecond)
+}
+
 func TestProcessConcurrently(t *testing.T) {
 	t.Parallel()
 	h := startAPI(t, map[string]string{"OUTBOX_POLL_INTERVAL": "50ms"})
