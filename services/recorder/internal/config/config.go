@@ -24,9 +24,8 @@ type Config struct {
 	// (RECORD_BATCH): events handled at once are committed together.
 	Batch int
 	// ShutdownTimeout bounds how long a stopping replica waits for the
-	// messages in flight (their transactions) before it
-	// cancels them, returns the messages to the queue and exits
-	// (SHUTDOWN_TIMEOUT).
+	// messages in flight (their transactions) before it cancels them,
+	// returns the messages to the queue and exits (SHUTDOWN_TIMEOUT).
 	ShutdownTimeout time.Duration
 	Callbacks       Callbacks
 }
