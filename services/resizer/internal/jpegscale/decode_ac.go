@@ -8,7 +8,9 @@ package jpegscale
 // by 1 << al: the loop of sections F.2.2.2 and G.1.2.2 (a sequential scan,
 // or the first pass of a progressive one). With skip set, coefficients that
 // d.keep rejects are read past but not stored. An end-of-band symbol sets
-// d.eobRun, as in Go's decoder.
+// d.eobRun, as in Go's decoder. A progressive scan passes its block's
+// progNZ entry as nz, which gets the bits of the coefficients it made
+// non-zero (nil for a sequential scan).
 //
 // It is the decoder's hot loop, hence the bit accumulator in locals (d.bits
 // is written back around every call that uses it) and the fast path: while
@@ -21,8 +23,10 @@ package jpegscale
 // Unlike Go's decoder, a corrupt run that overshoots zigEnd has had its
 // value bits read when they were in the look-up: the rest of such a scan
 // is garbage either way.
-func (d *decoder) decodeACs(b *block, h *huffman, zig, zigEnd int32, al uint32, skip bool) error {
+func (d *decoder) decodeACs(b *block, nz *uint64, h *huffman, zig, zigEnd int32, al uint32, skip bool) error {
 	a, n := d.bits.a, d.bits.n
+	idx := &d.zigIdx
+	var set uint64 // the coefficients made non-zero, for nz
 	for ; zig <= zigEnd; zig++ {
 		if n < 32 {
 			d.bits.a, d.bits.n = a, n
@@ -68,6 +72,9 @@ func (d *decoder) decodeACs(b *block, h *huffman, zig, zigEnd int32, al uint32, 
 					return err
 				}
 				d.eobRun--
+				if nz != nil {
+					*nz |= set
+				}
 				return nil
 			}
 			zig += 0x0f
@@ -78,6 +85,7 @@ func (d *decoder) decodeACs(b *block, h *huffman, zig, zigEnd int32, al uint32, 
 			break
 		}
 		// zig is now in [1, 63]: the masks only spare bounds checks.
+		set |= 1 << uint(zig&(blockSize-1))
 		if skip && !d.keep[zig&(blockSize-1)] {
 			// At a reduced size: a coefficient only to read past.
 			if !done {
@@ -97,9 +105,12 @@ func (d *decoder) decodeACs(b *block, h *huffman, zig, zigEnd int32, al uint32, 
 			}
 			a, n = d.bits.a, d.bits.n
 		}
-		b[unzig[zig&(blockSize-1)]&(blockSize-1)] = coef << al
+		b[idx[zig&(blockSize-1)]&(blockSize-1)] = coef << al
 	}
 	d.bits.a, d.bits.n = a, n
+	if nz != nil {
+		*nz |= set
+	}
 	return nil
 }
 

@@ -150,8 +150,24 @@ type decoder struct {
 	adobeTransform      uint8
 	eobRun              uint16 // End-of-Band run, specified in section G.1.2.2.
 
-	comp       [maxComponents]component
-	progCoeffs [maxComponents][]block // Saved state between progressive-mode scans.
+	comp [maxComponents]component
+	// progCoeffs holds the coefficients of every block between the scans
+	// of a progressive JPEG: progStride of them per block, at zigIdx
+	// (block reads them), so that a decode at a reduced size keeps only
+	// the bs x bs it uses: 4 or 16 instead of 64 per block, which spares
+	// the memory traffic of passing over every block in every scan.
+	progCoeffs [maxComponents][]int32
+	progStride int
+	// zigIdx maps a zig-zag index to where the coefficient is in a block:
+	// unzig (natural order), or, for a progressive JPEG at a reduced
+	// size, row*bs + column in progCoeffs' compact blocks.
+	zigIdx [blockSize]int
+	// progNZ holds, for every block of progCoeffs, which of its AC
+	// coefficients are non-zero: bit z for zig-zag index z. Refinement
+	// scans find their coefficients with it, without reading the block,
+	// and at a reduced size the coefficients it does not keep are never
+	// stored: whether they are zero is all a refinement scan needs.
+	progNZ [maxComponents][]uint64
 	// progDC replaces progCoeffs at scale 8, where only the DC
 	// coefficients are needed: 4 bytes per block instead of 256.
 	progDC [maxComponents][]int32
@@ -164,6 +180,9 @@ type decoder struct {
 	keep [blockSize]bool
 	// keepNat lists the natural-order indexes of the kept coefficients.
 	keepNat []int
+	// keepZig is keep as a bit set (bit z for zig-zag index z): every
+	// coefficient at full size.
+	keepZig uint64
 	huff    [maxTc + 1][maxTh + 1]huffman
 	quant   [maxTq + 1]block // Quantization tables, in zig-zag order.
 	tmp     [2 * blockSize]byte

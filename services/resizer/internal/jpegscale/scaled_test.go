@@ -189,7 +189,7 @@ func TestDecodeScaledRejectsOtherScales(t *testing.T) {
 func FuzzDecodeScaled(f *testing.F) {
 	f.Add(encode(f, photoLike(40, 24)), uint8(3))
 	f.Add(encode(f, gray(photoLike(17, 9))), uint8(1))
-	for _, p := range []string{"../imaging/testdata/progressive.jpg", "../imaging/testdata/cmyk.jpg", "testdata/restart.jpg"} {
+	for _, p := range []string{"../imaging/testdata/progressive.jpg", "../imaging/testdata/cmyk.jpg", "testdata/restart.jpg", "testdata/bands-progressive.jpg"} {
 		if b, err := os.ReadFile(p); err == nil {
 			f.Add(b, uint8(2))
 		}

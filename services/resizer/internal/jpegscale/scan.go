@@ -6,6 +6,7 @@ package jpegscale
 
 import (
 	"image"
+	mbits "math/bits"
 )
 
 // makeImg allocates and initializes the destination image.
@@ -157,6 +158,31 @@ func (d *decoder) processSOS(n int) error {
 		// entropy-coded data without decoding it.
 		return d.skipScan()
 	}
+	// A scan decoded at a reduced size only keeps the lowest bs x bs
+	// coefficients of each block; the others are read past. (A progressive
+	// scan notes which of them are non-zero, in progNZ: refinement scans
+	// need to know.)
+	skipAC := d.bs < 8
+	d.keepZig = ^uint64(0)
+	d.zigIdx = unzig
+	d.progStride = blockSize
+	if skipAC {
+		d.keepNat = d.keepNat[:0]
+		d.keepZig = 0
+		for z, k := range unzig {
+			d.keep[z] = k%8 < d.bs && k/8 < d.bs
+			if d.keep[z] {
+				d.keepNat = append(d.keepNat, k)
+				d.keepZig |= 1 << z
+				if d.progressive {
+					d.zigIdx[z] = k/8*d.bs + k%8
+				}
+			}
+		}
+		if d.progressive {
+			d.progStride = d.bs * d.bs
+		}
+	}
 	if d.progressive {
 		for i := 0; i < nComp; i++ {
 			compIndex := scan[i].compIndex
@@ -164,22 +190,10 @@ func (d *decoder) processSOS(n int) error {
 			if dcOnly && d.progDC[compIndex] == nil {
 				d.progDC[compIndex] = make([]int32, n)
 			} else if !dcOnly && d.progCoeffs[compIndex] == nil {
-				d.progCoeffs[compIndex] = make([]block, n)
-			}
-		}
-	}
-
-	// A sequential scan decoded at a reduced size only keeps the lowest
-	// bs x bs coefficients of each block; the others are read past. (A
-	// progressive scan keeps them all: refinement scans need to know which
-	// coefficients are non-zero.)
-	skipAC := !d.progressive && d.bs < 8
-	if skipAC {
-		d.keepNat = d.keepNat[:0]
-		for z := range d.keep {
-			d.keep[z] = unzig[z]%8 < d.bs && unzig[z]/8 < d.bs
-			if d.keep[z] {
-				d.keepNat = append(d.keepNat, unzig[z])
+				// The padding lets the last block be seen as a whole
+				// block (progBlock).
+				d.progCoeffs[compIndex] = make([]int32, n*d.progStride+blockSize-d.progStride)
+				d.progNZ[compIndex] = make([]uint64, n)
 			}
 		}
 	}
@@ -194,6 +208,8 @@ func (d *decoder) processSOS(n int) error {
 		// blocks: the third block in the first row has (bx, by) = (2, 0).
 		bx, by     int
 		blockCount int
+		// coded counts the blocks of a scan of one component.
+		coded int
 	)
 	for my := 0; my < myy; my++ {
 		for mx := 0; mx < mxx; mx++ {
@@ -238,16 +254,29 @@ func (d *decoder) processSOS(n int) error {
 						if bx*8 >= d.width || by*8 >= d.height {
 							continue
 						}
+						// In a scan of one component, the restart interval
+						// counts its blocks, not the frame's MCUs (section
+						// F.2.2.4): with 4:2:0, four luma blocks per MCU.
+						// (Go's image/jpeg counts MCUs, and fails on a
+						// colour progressive JPEG with restart markers.)
+						if d.ri > 0 && coded > 0 && coded%d.ri == 0 {
+							if err := d.restart(&expectedRST, &dc); err != nil {
+								return err
+							}
+						}
+						coded++
 					}
 
 					// Load the previous partially decoded coefficients, if applicable.
 					pb := &b
+					var nz *uint64 // the block's progNZ entry
 					if dcOnly {
 						b[0] = d.progDC[compIndex][by*mxx*hi+bx]
 					} else if d.progressive {
 						// Decode in place: copying 256 bytes in and out
 						// for every block of every scan is wasted work.
-						pb = &d.progCoeffs[compIndex][by*mxx*hi+bx]
+						pb = d.progBlock(int(compIndex), by*mxx*hi+bx)
+						nz = &d.progNZ[compIndex][by*mxx*hi+bx]
 					} else if skipAC {
 						// reconstructBlock reads only the kept
 						// coefficients: clearing the other 48 to 63 of
@@ -260,7 +289,7 @@ func (d *decoder) processSOS(n int) error {
 					}
 
 					if ah != 0 {
-						if err := d.refine(pb, &d.huff[acTable][scan[i].ta], zigStart, zigEnd, 1<<al); err != nil {
+						if err := d.refine(pb, nz, &d.huff[acTable][scan[i].ta], zigStart, zigEnd, 1<<al); err != nil {
 							return err
 						}
 					} else {
@@ -280,7 +309,7 @@ func (d *decoder) processSOS(n int) error {
 							d.eobRun--
 						} else {
 							// Decode the AC coefficients, as specified in section F.2.2.2.
-							if err := d.decodeACs(pb, &d.huff[acTable][scan[i].ta], zig, zigEnd, al, skipAC); err != nil {
+							if err := d.decodeACs(pb, nz, &d.huff[acTable][scan[i].ta], zig, zigEnd, al, skipAC); err != nil {
 								return err
 							}
 						}
@@ -307,27 +336,12 @@ func (d *decoder) processSOS(n int) error {
 				} // for j
 			} // for i
 			mcu++
-			if d.ri > 0 && mcu%d.ri == 0 && mcu < mxx*myy {
-				// For well-formed input, the RST[0-7] restart marker follows
-				// immediately. For corrupt input, call findRST to try to
-				// resynchronize.
-				if err := d.readFull(d.tmp[:2]); err != nil {
+			// An interleaved scan restarts every d.ri MCUs; a scan of one
+			// component every d.ri blocks (above).
+			if nComp != 1 && d.ri > 0 && mcu%d.ri == 0 && mcu < mxx*myy {
+				if err := d.restart(&expectedRST, &dc); err != nil {
 					return err
-				} else if d.tmp[0] != 0xff || d.tmp[1] != expectedRST {
-					if err := d.findRST(expectedRST); err != nil {
-						return err
-					}
 				}
-				expectedRST++
-				if expectedRST == rst7Marker+1 {
-					expectedRST = rst0Marker
-				}
-				// Reset the Huffman decoder.
-				d.bits = bits{}
-				// Reset the DC components, as per section F.2.1.3.1.
-				dc = [maxComponents]int32{}
-				// Reset the progressive decoder state, as per section G.1.2.2.
-				d.eobRun = 0
 			}
 		} // for mx
 	} // for my
@@ -335,9 +349,31 @@ func (d *decoder) processSOS(n int) error {
 	return nil
 }
 
+// restart reads past the restart marker that comes next, expected, and
+// resets the decoder's state, as sections F.2.1.3.1 and G.1.2.2 say. For
+// well-formed input the marker follows at once; for corrupt input, findRST
+// tries to resynchronize.
+func (d *decoder) restart(expected *uint8, dc *[maxComponents]int32) error {
+	if err := d.readFull(d.tmp[:2]); err != nil {
+		return err
+	} else if d.tmp[0] != 0xff || d.tmp[1] != *expected {
+		if err := d.findRST(*expected); err != nil {
+			return err
+		}
+	}
+	*expected++
+	if *expected == rst7Marker+1 {
+		*expected = rst0Marker
+	}
+	d.bits = bits{}
+	*dc = [maxComponents]int32{}
+	d.eobRun = 0
+	return nil
+}
+
 // refine decodes a successive approximation refinement block, as specified in
-// section G.1.2.
-func (d *decoder) refine(b *block, h *huffman, zigStart, zigEnd, delta int32) error {
+// section G.1.2. *nz marks the non-zero AC coefficients of b (progNZ).
+func (d *decoder) refine(b *block, nz *uint64, h *huffman, zigStart, zigEnd, delta int32) error {
 	// Refining a DC component is trivial.
 	if zigStart == 0 {
 		if zigEnd != 0 {
@@ -393,7 +429,7 @@ func (d *decoder) refine(b *block, h *huffman, zigStart, zigEnd, delta int32) er
 				return FormatError("unexpected Huffman code")
 			}
 
-			zig, err = d.refineNonZeroes(b, zig, zigEnd, int32(val0), delta)
+			zig, err = d.refineNonZeroes(b, *nz, zig, zigEnd, int32(val0), delta)
 			if err != nil {
 				return err
 			}
@@ -401,13 +437,16 @@ func (d *decoder) refine(b *block, h *huffman, zigStart, zigEnd, delta int32) er
 				return FormatError("too many coefficients")
 			}
 			if z != 0 {
-				b[unzig[zig]] = z
+				*nz |= 1 << uint(zig&(blockSize-1))
+				if d.keepZig>>uint(zig&(blockSize-1))&1 != 0 {
+					b[d.zigIdx[zig&(blockSize-1)]&(blockSize-1)] = z
+				}
 			}
 		}
 	}
 	if d.eobRun > 0 {
 		d.eobRun--
-		if _, err := d.refineNonZeroes(b, zig, zigEnd, -1, delta); err != nil {
+		if _, err := d.refineNonZeroes(b, *nz, zig, zigEnd, -1, delta); err != nil {
 			return err
 		}
 	}
@@ -432,42 +471,69 @@ func (d *decoder) decodeRefineSymbol(h *huffman) (sym uint8, sign int32, err err
 	return sym, 0, err
 }
 
-// refineNonZeroes refines non-zero entries of b in zig-zag order. If nz >= 0,
-// the first nz zero entries are skipped over.
+// refineNonZeroes refines the non-zero coefficients of b from zig-zag
+// index zig on, in zig-zag order, up to its (nz+1)th zero coefficient, and
+// returns that zero's index; when nz < 0, or when fewer zeros are left, it
+// refines up to zigEnd and returns zigEnd+1. m marks the non-zero AC
+// coefficients (progNZ). Only the coefficients that d.keepZig keeps are
+// updated: the others' correction bits are read past.
 //
-// It reads a bit per non-zero entry, often most of a band: the accumulator
-// is kept in locals, as in decodeACs, and written back for ensureNBits.
-func (d *decoder) refineNonZeroes(b *block, zig, zigEnd, nz, delta int32) (int32, error) {
-	a, n := d.bits.a, d.bits.n
-	for ; zig <= zigEnd; zig++ {
-		// zig is in [1, 63]: the masks only spare bounds checks.
-		u := unzig[zig&(blockSize-1)] & (blockSize - 1)
-		if b[u] == 0 {
-			if nz == 0 {
-				break
-			}
-			nz--
-			continue
+// The masks find the coefficients without reading the block, so a block
+// with nothing to refine in the band (most blocks of a late scan, in
+// end-of-band runs) is not touched at all, and the correction bits are
+// taken from the accumulator many at a time.
+func (d *decoder) refineNonZeroes(b *block, m uint64, zig, zigEnd, nz, delta int32) (int32, error) {
+	// zig and zigEnd are in [1, 63] (processSOS checks zigEnd).
+	band := ^uint64(0) >> uint(63-zigEnd&(blockSize-1)) &^ (1<<uint(zig&(blockSize-1)) - 1)
+	stop := zigEnd + 1
+	if nz >= 0 {
+		zeros := ^m & band
+		for ; nz > 0 && zeros != 0; nz-- {
+			zeros &= zeros - 1
 		}
-		if n == 0 {
-			d.bits.a, d.bits.n = a, n
+		if zeros != 0 {
+			stop = int32(mbits.TrailingZeros64(zeros))
+		}
+	}
+	// One correction bit for each non-zero coefficient before stop.
+	todo := m & band & (1<<uint(stop&(blockSize-1)) - 1)
+	if stop >= blockSize {
+		todo = m & band
+	}
+	for todo != 0 {
+		if d.bits.n < 32 {
+			d.refillFast()
+		}
+		if d.bits.n == 0 {
 			if err := d.ensureNBits(1); err != nil {
 				return 0, err
 			}
-			a, n = d.bits.a, d.bits.n
 		}
-		n--
-		if a>>uint32(n)&1 == 0 {
-			continue
+		// These: the lowest c coefficients of todo, c as many as the
+		// accumulator has bits for.
+		these, c := todo, int32(mbits.OnesCount64(todo))
+		if c > d.bits.n {
+			c, these = d.bits.n, 0
+			for x, i := todo, int32(0); i < c; i++ {
+				low := x & -x
+				these |= low
+				x ^= low
+			}
 		}
-		if b[u] >= 0 {
-			b[u] += delta
-		} else {
-			b[u] -= delta
+		todo &^= these
+		d.bits.n -= c
+		// Bit c-1-i of v corrects the ith coefficient of these.
+		v := d.bits.a >> uint(d.bits.n) & (1<<uint(c) - 1)
+		for k := these & d.keepZig; k != 0; k &= k - 1 {
+			z := mbits.TrailingZeros64(k)
+			i := int32(mbits.OnesCount64(these & (1<<uint(z) - 1)))
+			if v>>uint(c-1-i)&1 != 0 {
+				u := d.zigIdx[z&(blockSize-1)] & (blockSize - 1)
+				b[u] += delta * (b[u]>>31 | 1) // away from zero
+			}
 		}
 	}
-	d.bits.a, d.bits.n = a, n
-	return zig, nil
+	return stop, nil
 }
 
 func (d *decoder) reconstructProgressiveImage() error {
@@ -475,7 +541,7 @@ func (d *decoder) reconstructProgressiveImage() error {
 	// processSOS method.
 	h0 := d.comp[0].h
 	mxx := (d.width + 8*h0 - 1) / (8 * h0)
-	var dcBlock block
+	var tmp block
 	for i := 0; i < d.nComp; i++ {
 		if d.progCoeffs[i] == nil && d.progDC[i] == nil {
 			continue
@@ -485,11 +551,19 @@ func (d *decoder) reconstructProgressiveImage() error {
 		stride := mxx * d.comp[i].h
 		for by := 0; by*v < d.height; by++ {
 			for bx := 0; bx*h < d.width; bx++ {
-				b := &dcBlock
-				if d.progDC[i] != nil {
-					dcBlock[0] = d.progDC[i][by*stride+bx]
-				} else {
-					b = &d.progCoeffs[i][by*stride+bx]
+				b := &tmp
+				switch {
+				case d.progDC[i] != nil:
+					tmp[0] = d.progDC[i][by*stride+bx]
+				case d.progStride == blockSize:
+					b = d.progBlock(i, by*stride+bx)
+				default:
+					// A compact block: its bs x bs coefficients go to
+					// their natural places, which idctReduced reads.
+					c := d.progBlock(i, by*stride+bx)
+					for y := range d.bs {
+						copy(tmp[y*8:y*8+d.bs], c[y*d.bs:])
+					}
 				}
 				if err := d.reconstructBlock(b, bx, by, i); err != nil {
 					return err
@@ -498,6 +572,13 @@ func (d *decoder) reconstructProgressiveImage() error {
 		}
 	}
 	return nil
+}
+
+// progBlock returns the coefficients of block i of component c, kept
+// between the scans of a progressive JPEG, at d.zigIdx. A compact block
+// (progStride < 64) is only the first progStride values of the array.
+func (d *decoder) progBlock(c, i int) *block {
+	return (*block)(d.progCoeffs[c][i*d.progStride : i*d.progStride+blockSize])
 }
 
 // reconstructBlock dequantizes, performs the inverse DCT and stores the block
