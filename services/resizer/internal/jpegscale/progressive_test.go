@@ -18,11 +18,13 @@ import (
 // (jpegtran -scans bands-scans.txt -restart 7): spectral bands that start
 // and end inside the coefficients a reduced size keeps, three successive
 // approximation steps, split refinement bands, restart intervals and
-// partial MCUs (360x240, 4:2:0). The others are the decoder's progressive
-// fixtures (libjpeg's default script), colour and grayscale.
+// partial MCUs (360x240, 4:2:0). ycc422, ycc444 and cmyk have libjpeg's
+// default script (jpegtran -progressive -restart 3) with 4:2:2 and 4:4:4
+// sampling and four components (Adobe CMYK), at odd sizes. The others are
+// the decoder's progressive fixtures, colour and grayscale.
 func TestProgressiveMatchesSequential(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"bands", "progressive-photo", "progressive-restart-gray"} {
+	for _, name := range []string{"bands", "ycc422", "ycc444", "cmyk", "progressive-photo", "progressive-restart-gray"} {
 		prog := readFixture(t, name+"-progressive.jpg", name+".jpg")
 		seq := readFixture(t, name+"-baseline.jpg")
 		if !bytes.Contains(prog, []byte{0xff, 0xc2}) || bytes.Contains(seq, []byte{0xff, 0xc2}) {
