@@ -21,7 +21,7 @@ func (r *Repository) CountByStatus(ctx context.Context) (photos, jobs map[string
 		Status string
 		N      int
 	}
-	if err := db.Raw(`SELECT status::text AS status, count(*) AS n FROM photos GROUP BY status`).Scan(&rows).Error; err != nil {
+	if err := database.Scan(db.Raw(`SELECT status::text AS status, count(*) AS n FROM photos GROUP BY status`), &rows).Error; err != nil {
 		return nil, nil, fmt.Errorf("count photos: %w", err)
 	}
 	photos = make(map[string]int, len(rows))
@@ -29,7 +29,7 @@ func (r *Repository) CountByStatus(ctx context.Context) (photos, jobs map[string
 		photos[x.Status] = x.N
 	}
 	rows = nil
-	if err := db.Raw(`SELECT status::text AS status, count(*) AS n FROM jobs GROUP BY status`).Scan(&rows).Error; err != nil {
+	if err := database.Scan(db.Raw(`SELECT status::text AS status, count(*) AS n FROM jobs GROUP BY status`), &rows).Error; err != nil {
 		return nil, nil, fmt.Errorf("count jobs: %w", err)
 	}
 	jobs = make(map[string]int, len(rows))
@@ -58,8 +58,8 @@ func (r *Repository) RecentPhotos(ctx context.Context, statuses []string, before
 		args = append(args, limit)
 	}
 	var ids []string
-	err := db.Raw(`SELECT uuid FROM (`+strings.Join(parts, " UNION ALL ")+`) AS recent ORDER BY created_at DESC, uuid DESC LIMIT ?`,
-		append(args, limit)...).Scan(&ids).Error
+	err := database.Scan(db.Raw(`SELECT uuid FROM (`+strings.Join(parts, " UNION ALL ")+`) AS recent ORDER BY created_at DESC, uuid DESC LIMIT ?`,
+		append(args, limit)...), &ids).Error
 	if err != nil {
 		return nil, fmt.Errorf("list recent photos: %w", err)
 	}

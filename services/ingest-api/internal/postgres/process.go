@@ -269,7 +269,7 @@ func (r *Repository) startAttempts(ctx context.Context, in []attemptRequest) ([]
 		ids[i] = a.UUID
 	}
 	var found []foundPhoto
-	err = r.db.WithContext(ctx).Raw(`WITH v AS (
+	err = database.Scan(r.db.WithContext(ctx).Raw(`WITH v AS (
 			SELECT * FROM jsonb_to_recordset(CAST(@in AS jsonb))
 			    AS v(ord int, uuid uuid, renditions jsonb, reprocess bool, message_id text, event jsonb, metadata jsonb)),
 		cur AS (
@@ -301,7 +301,7 @@ func (r *Repository) startAttempts(ctx context.Context, in []attemptRequest) ([]
 		SELECT cur.uuid::text AS uuid, cur.attempt, cur.status_attempt, cur.status, cur.in_job, moved.attempt AS moved
 		FROM v JOIN cur USING (uuid) LEFT JOIN moved USING (uuid)
 		ORDER BY v.ord`,
-		map[string]any{"in": string(param), "ids": "{" + strings.Join(ids, ",") + "}", "topic": event.Topic(&event.PhotoRequested{})}).Scan(&found).Error
+		map[string]any{"in": string(param), "ids": "{" + strings.Join(ids, ",") + "}", "topic": event.Topic(&event.PhotoRequested{})}), &found).Error
 	if err != nil {
 		return nil, fmt.Errorf("request processing: %w", err)
 	}

@@ -125,11 +125,11 @@ func (r *Repository) Get(ctx context.Context, id string) (app.Photo, error) {
 		database.Photo `gorm:"embedded"`
 		ThumbnailsJSON []byte `gorm:"column:thumbnails_json"`
 	}
-	res := r.db.WithContext(ctx).Raw(`SELECT p.*,
+	res := database.Scan(r.db.WithContext(ctx).Raw(`SELECT p.*,
 		    (SELECT json_agg(json_build_object('rendition', t.rendition, 'page', t.page, 'width', t.width,
 		        'height', t.height, 'url', t.url, 'format', t.format, 'bytes', t.bytes) ORDER BY t.rendition, t.page)
 		     FROM photo_thumbnails t WHERE t.photo_uuid = p.uuid) AS thumbnails_json
-		FROM photos p WHERE p.uuid = ?`, id).Scan(&row)
+		FROM photos p WHERE p.uuid = ?`, id), &row)
 	if res.Error != nil {
 		return app.Photo{}, fmt.Errorf("get photo %s: %w", id, res.Error)
 	}

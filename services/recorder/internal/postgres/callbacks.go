@@ -35,7 +35,7 @@ func (s *CallbackStore) Claim(ctx context.Context, limit int, lease time.Duratio
 		Payload  []byte
 		Attempts int
 	}
-	err := s.db.WithContext(ctx).Raw(`UPDATE callbacks c
+	err := database.Scan(s.db.WithContext(ctx).Raw(`UPDATE callbacks c
 		SET attempts = c.attempts + 1, locked_until = now() + make_interval(secs => @lease), updated_at = now()
 		FROM (SELECT id FROM callbacks
 		      WHERE status = 'pending' AND next_attempt_at <= now()
@@ -44,7 +44,7 @@ func (s *CallbackStore) Claim(ctx context.Context, limit int, lease time.Duratio
 		      FOR UPDATE SKIP LOCKED) due
 		WHERE c.id = due.id
 		RETURNING c.id, c.url, c.payload, c.attempts`,
-		map[string]any{"lease": lease.Seconds(), "limit": limit}).Scan(&rows).Error
+		map[string]any{"lease": lease.Seconds(), "limit": limit}), &rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("claim callbacks: %w", err)
 	}

@@ -37,8 +37,8 @@ func advanceJob(ctx context.Context, tx *gorm.DB, photoID string, jp jobPhoto, f
 	}
 	job, key, seq := *jp.JobUUID, *jp.GroupKey, *jp.GroupSeq
 	var current int
-	res := tx.Raw(`SELECT 1 FROM job_groups WHERE job_uuid = ? AND group_key = ? AND status = ? AND done = ? FOR UPDATE`,
-		job, key, database.JobOngoing, seq).Scan(&current)
+	res := database.Scan(tx.Raw(`SELECT 1 FROM job_groups WHERE job_uuid = ? AND group_key = ? AND status = ? AND done = ? FOR UPDATE`,
+		job, key, database.JobOngoing, seq), &current)
 	if res.Error != nil {
 		return "", false, fmt.Errorf("lock group: %w", res.Error)
 	}
@@ -67,8 +67,8 @@ func advanceJob(ctx context.Context, tx *gorm.DB, photoID string, jp jobPhoto, f
 		finishedGroup, failedGroup = true, true
 	} else {
 		var g database.JobGroup
-		if err := tx.Raw(`UPDATE job_groups SET done = done + 1 WHERE job_uuid = ? AND group_key = ?
-			RETURNING job_uuid, group_key, total, done`, job, key).Scan(&g).Error; err != nil {
+		if err := database.Scan(tx.Raw(`UPDATE job_groups SET done = done + 1 WHERE job_uuid = ? AND group_key = ?
+			RETURNING job_uuid, group_key, total, done`, job, key), &g).Error; err != nil {
 			return "", false, fmt.Errorf("count group progress: %w", err)
 		}
 		if err := tx.Exec(`UPDATE jobs SET completed = completed + 1 WHERE uuid = ?`, job).Error; err != nil {
@@ -95,12 +95,12 @@ func advanceJob(ctx context.Context, tx *gorm.DB, photoID string, jp jobPhoto, f
 		failedInc = 1
 	}
 	var st struct{ Status string }
-	if err := tx.Raw(`UPDATE jobs SET groups_finished = groups_finished + 1, groups_failed = groups_failed + ?,
+	if err := database.Scan(tx.Raw(`UPDATE jobs SET groups_finished = groups_finished + 1, groups_failed = groups_failed + ?,
 		    status = CASE WHEN groups_finished + 1 < groups_total THEN 'ongoing'::job_status
 		                  WHEN groups_failed + ? > 0 THEN 'failed'::job_status ELSE 'completed'::job_status END,
 		    completed_at = CASE WHEN groups_finished + 1 >= groups_total THEN now() END,
 		    updated_at = now()
-		WHERE uuid = ? RETURNING status::text AS status`, failedInc, failedInc, job).Scan(&st).Error; err != nil {
+		WHERE uuid = ? RETURNING status::text AS status`, failedInc, failedInc, job), &st).Error; err != nil {
 		return "", false, fmt.Errorf("finish group: %w", err)
 	}
 	if st.Status == string(database.JobOngoing) {
@@ -114,9 +114,9 @@ func advanceJob(ctx context.Context, tx *gorm.DB, photoID string, jp jobPhoto, f
 // did (a duplicate completion finds it requested already).
 func requestNext(ctx context.Context, tx *gorm.DB, job, key string, seq int) (bool, error) {
 	var next database.Photo
-	res := tx.Raw(`UPDATE photos SET attempt = attempt + 1, status = 'processing', status_attempt = attempt + 1, updated_at = now()
+	res := database.Scan(tx.Raw(`UPDATE photos SET attempt = attempt + 1, status = 'processing', status_attempt = attempt + 1, updated_at = now()
 		WHERE job_uuid = ? AND group_key = ? AND group_seq = ? AND status = 'pending' AND attempt = 0
-		RETURNING *`, job, key, seq+1).Scan(&next)
+		RETURNING *`, job, key, seq+1), &next)
 	if res.Error != nil {
 		return false, fmt.Errorf("request next photo of group: %w", res.Error)
 	}

@@ -67,7 +67,7 @@ func completeMany(tx *gorm.DB, ops []*op) ([]final, error) {
 		return nil, err
 	}
 	var done []finalRow
-	if err := tx.Raw(`UPDATE photos
+	if err := database.Scan(tx.Raw(`UPDATE photos
 		SET status = 'completed', status_attempt = v.attempt, updated_at = now(), completed_at = now(),
 		    width = v.w, height = v.h, pages = v.pages,
 		    original_key = COALESCE(NULLIF(v.key, ''), original_key),
@@ -80,7 +80,7 @@ func completeMany(tx *gorm.DB, ops []*op) ([]final, error) {
 		     AS v(id uuid, attempt int, w int, h int, pages int, key text, filename text, ct text, bytes bigint)
 		WHERE uuid = v.id AND `+advancesAt("v.attempt", "@rank")+`
 		RETURNING uuid::text AS uuid, callback_url, job_uuid, group_key, group_seq`,
-		map[string]any{"rows": param, "rank": database.StatusCompleted.Rank()}).Scan(&done).Error; err != nil {
+		map[string]any{"rows": param, "rank": database.StatusCompleted.Rank()}), &done).Error; err != nil {
 		return nil, fmt.Errorf("complete photos: %w", err)
 	}
 	byPhoto := make(map[string]finalRow, len(done))

@@ -162,7 +162,7 @@ var advances = advancesAt("@attempt", "@rank")
 func (r *Repository) Complete(ctx context.Context, e *event.ThumbnailCreated) (bool, error) {
 	return r.apply(ctx, e.PhotoID, r.completion, e, func(tx *gorm.DB) (final, error) {
 		var row finalRow
-		res := tx.Raw(`UPDATE photos
+		res := database.Scan(tx.Raw(`UPDATE photos
 			SET status = 'completed', status_attempt = @attempt, updated_at = now(), completed_at = now(),
 			    width = @w, height = @h, pages = @pages,
 			    original_key = COALESCE(NULLIF(@key, ''), original_key),
@@ -176,7 +176,7 @@ func (r *Repository) Complete(ctx context.Context, e *event.ThumbnailCreated) (b
 				"id": e.PhotoID, "attempt": e.Attempt, "rank": database.StatusCompleted.Rank(),
 				"w": e.Width, "h": e.Height, "pages": e.Pages,
 				"key": e.OriginalKey, "filename": e.Filename, "ct": e.ContentType, "bytes": e.Bytes,
-			}).Scan(&row)
+			}), &row)
 		if res.Error != nil {
 			return final{}, fmt.Errorf("complete photo: %w", res.Error)
 		}
@@ -262,7 +262,7 @@ func finishCompleted(ctx context.Context, tx *gorm.DB, photoID string, row final
 func (r *Repository) Fail(ctx context.Context, e *event.PhotoFailed) (bool, error) {
 	return r.apply(ctx, e.PhotoID, nil, e, func(tx *gorm.DB) (final, error) {
 		var row finalRow
-		res := tx.Raw(`UPDATE photos
+		res := database.Scan(tx.Raw(`UPDATE photos
 			SET status = 'failed', status_attempt = @attempt, updated_at = now(),
 			    failure_stage = @stage, failure_code = @code, failure_message = @msg, failure_retryable = @retryable,
 			    original_key = COALESCE(NULLIF(@key, ''), original_key),
@@ -277,7 +277,7 @@ func (r *Repository) Fail(ctx context.Context, e *event.PhotoFailed) (bool, erro
 				"stage": e.Stage, "code": e.Code, "msg": e.Message, "retryable": e.Retryable,
 				"key": e.OriginalKey, "filename": e.Filename, "ct": e.ContentType, "bytes": e.Bytes,
 				"w": e.Width, "h": e.Height,
-			}).Scan(&row)
+			}), &row)
 		if res.Error != nil {
 			return final{}, fmt.Errorf("fail photo: %w", res.Error)
 		}
