@@ -141,3 +141,48 @@ func (d *decoder) decodeDC(h *huffman) (int32, error) {
 	}
 	return d.receiveExtend(value)
 }
+
+// skipACs reads past the AC coefficients zig to zigEnd of a block whose
+// AC coefficients are all unused (a sequential scan decoded at 1/8): the
+// loop of decodeACs without storing, keeping or extending anything, as
+// most photos' thumbnails decode. It ends as decodeACs does.
+func (d *decoder) skipACs(h *huffman, zig, zigEnd int32) error {
+	a, n := d.bits.a, d.bits.n
+	for zig <= zigEnd {
+		if n < 32 {
+			d.bits.a, d.bits.n = a, n
+			d.refillFast()
+			a, n = d.bits.a, d.bits.n
+		}
+		var sym uint8
+		if e := h.ac[a>>uint32(n-acLookahead)&(1<<acLookahead-1)]; n >= 32 && e != 0 {
+			n -= e & acBits
+			sym = uint8(e >> 8)
+			if e&acValue == 0 {
+				n -= int32(sym & 0x0f) // value bits the look-up did not take
+			}
+		} else {
+			d.bits.a, d.bits.n = a, n
+			var err error
+			if sym, err = d.decodeHuffman(h); err != nil {
+				return err
+			}
+			if err := d.skipBits(sym & 0x0f); err != nil {
+				return err
+			}
+			a, n = d.bits.a, d.bits.n
+		}
+		if sym&0x0f == 0 && sym != 0xf0 {
+			// End of band: sequential scans have no runs of them.
+			d.bits.a, d.bits.n = a, n
+			if err := d.readEOBRun(sym >> 4); err != nil {
+				return err
+			}
+			d.eobRun--
+			return nil
+		}
+		zig += int32(sym>>4) + 1
+	}
+	d.bits.a, d.bits.n = a, n
+	return nil
+}

@@ -183,6 +183,9 @@ func (d *decoder) processSOS(n int) error {
 			d.progStride = d.bs * d.bs
 		}
 	}
+	// A sequential scan at 1/8 keeps no AC coefficient: skipACs reads
+	// past them.
+	dcOnlySeq := !d.progressive && d.keepZig == 1
 	if d.progressive {
 		for i := 0; i < nComp; i++ {
 			compIndex := scan[i].compIndex
@@ -307,6 +310,10 @@ func (d *decoder) processSOS(n int) error {
 
 						if zig <= zigEnd && d.eobRun > 0 {
 							d.eobRun--
+						} else if dcOnlySeq {
+							if err := d.skipACs(&d.huff[acTable][scan[i].ta], zig, zigEnd); err != nil {
+								return err
+							}
 						} else {
 							// Decode the AC coefficients, as specified in section F.2.2.2.
 							if err := d.decodeACs(pb, nz, &d.huff[acTable][scan[i].ta], zig, zigEnd, al, skipAC); err != nil {
