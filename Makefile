@@ -35,8 +35,9 @@ test: deps
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 # Fuzz targets (package:function): hostile request bodies, file sniffing and
-# decoding, storage keys. Each runs for FUZZTIME; what it finds that fails is
-# kept in the package's testdata/fuzz and replayed by every go test.
+# decoding, storage keys. Each runs for FUZZTIME (scripts/fuzz.sh, which runs a
+# target again once when Go's fuzztime deadline race fails it); what it finds
+# that fails is kept in the package's testdata/fuzz and replayed by every go test.
 FUZZ_TARGETS := ./shared/storage:FuzzCleanKey ./shared/storage:FuzzLocalKeys ./shared/imagetype:FuzzDetect \
 	./services/resizer/internal/imaging:FuzzDecode ./services/resizer/internal/imaging:FuzzRenderImage \
 	./services/resizer/internal/jpegscale:FuzzDecodeScaled \
@@ -44,8 +45,7 @@ FUZZ_TARGETS := ./shared/storage:FuzzCleanKey ./shared/storage:FuzzLocalKeys ./s
 FUZZTIME ?= 5s
 
 fuzz:
-	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t#*:}; echo "== fuzz $$fn ($$pkg, $(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; done
+	@GO=$(GO) FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh $(FUZZ_TARGETS)
 
 # Unit tests only (no servers needed).
 test-short:
