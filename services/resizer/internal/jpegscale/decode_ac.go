@@ -7,7 +7,7 @@ package jpegscale
 // decodeACs decodes the AC coefficients zig to zigEnd of block b, scaled
 // by 1 << al: the loop of sections F.2.2.2 and G.1.2.2 (a sequential scan,
 // or the first pass of a progressive one). With skip set, coefficients that
-// d.keep rejects are read past but not stored. An end-of-band symbol sets
+// d.keepZig does not keep are read past but not stored. An end-of-band symbol sets
 // d.eobRun, as in Go's decoder. A progressive scan passes its block's
 // progNZ entry as nz, which gets the bits of the coefficients it made
 // non-zero (nil for a sequential scan).
@@ -86,7 +86,7 @@ func (d *decoder) decodeACs(b *block, nz *uint64, h *huffman, zig, zigEnd int32,
 		}
 		// zig is now in [1, 63]: the masks only spare bounds checks.
 		set |= 1 << uint(zig&(blockSize-1))
-		if skip && !d.keep[zig&(blockSize-1)] {
+		if skip && d.keepZig>>uint(zig&(blockSize-1))&1 == 0 {
 			// At a reduced size: a coefficient only to read past.
 			if !done {
 				d.bits.a, d.bits.n = a, n

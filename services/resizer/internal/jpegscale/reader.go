@@ -175,14 +175,12 @@ type decoder struct {
 	// scale is the reduction (1, 2, 4 or 8) and bs = 8/scale the side
 	// of a decoded block in pixels.
 	scale, bs int
-	// keep[zig] says whether a reduced-size decode uses the coefficient at
-	// zig-zag index zig.
-	keep [blockSize]bool
-	// keepNat lists the natural-order indexes of the kept coefficients.
-	keepNat []int
-	// keepZig is keep as a bit set (bit z for zig-zag index z): every
-	// coefficient at full size.
+	// keepZig has bit z set when a decode at this scale uses the
+	// coefficient at zig-zag index z: all of them at full size, the lowest
+	// bs x bs at a reduced one. keepNat lists the natural-order indexes of
+	// the kept coefficients (set by keepCoefficients).
 	keepZig uint64
+	keepNat []int
 	huff    [maxTc + 1][maxTh + 1]huffman
 	quant   [maxTq + 1]block // Quantization tables, in zig-zag order.
 	tmp     [2 * blockSize]byte
@@ -641,7 +639,9 @@ func (d *decoder) decode(r io.Reader, configOnly bool) (image.Image, error) {
 		case sof0Marker, sof1Marker, sof2Marker:
 			d.baseline = marker == sof0Marker
 			d.progressive = marker == sof2Marker
-			err = d.processSOF(n)
+			if err = d.processSOF(n); err == nil {
+				d.keepCoefficients()
+			}
 			if configOnly && d.jfif {
 				return nil, err
 			}

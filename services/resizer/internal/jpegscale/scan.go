@@ -159,30 +159,10 @@ func (d *decoder) processSOS(n int) error {
 		return d.skipScan()
 	}
 	// A scan decoded at a reduced size only keeps the lowest bs x bs
-	// coefficients of each block; the others are read past. (A progressive
-	// scan notes which of them are non-zero, in progNZ: refinement scans
-	// need to know.)
+	// coefficients of each block (keepCoefficients); the others are read
+	// past. (A progressive scan notes which of them are non-zero, in
+	// progNZ: refinement scans need to know.)
 	skipAC := d.bs < 8
-	d.keepZig = ^uint64(0)
-	d.zigIdx = unzig
-	d.progStride = blockSize
-	if skipAC {
-		d.keepNat = d.keepNat[:0]
-		d.keepZig = 0
-		for z, k := range unzig {
-			d.keep[z] = k%8 < d.bs && k/8 < d.bs
-			if d.keep[z] {
-				d.keepNat = append(d.keepNat, k)
-				d.keepZig |= 1 << z
-				if d.progressive {
-					d.zigIdx[z] = k/8*d.bs + k%8
-				}
-			}
-		}
-		if d.progressive {
-			d.progStride = d.bs * d.bs
-		}
-	}
 	// A sequential scan at 1/8 keeps no AC coefficient: skipACs reads
 	// past them.
 	dcOnlySeq := !d.progressive && d.keepZig == 1
@@ -354,6 +334,26 @@ func (d *decoder) processSOS(n int) error {
 	} // for my
 
 	return nil
+}
+
+// keepCoefficients sets, once the frame header has said whether the JPEG is
+// progressive, which coefficients the decode keeps (keepZig, keepNat) and
+// where a progressive one keeps them between scans (zigIdx, progStride).
+func (d *decoder) keepCoefficients() {
+	d.keepZig, d.keepNat = 0, d.keepNat[:0]
+	d.zigIdx, d.progStride = unzig, blockSize
+	for z, k := range unzig {
+		if k%8 < d.bs && k/8 < d.bs {
+			d.keepZig |= 1 << z
+			d.keepNat = append(d.keepNat, k)
+			if d.progressive && d.bs < 8 {
+				d.zigIdx[z] = k/8*d.bs + k%8
+			}
+		}
+	}
+	if d.progressive && d.bs < 8 {
+		d.progStride = d.bs * d.bs
+	}
 }
 
 // restart reads past the restart marker that comes next, expected, and
