@@ -18,34 +18,11 @@ import (
 // where the API's CPU goes per request; tests/e2e BenchmarkIngestAPILoad
 // is the open-loop measure of latency.
 func BenchmarkProcessPhotos(b *testing.B) {
-	h := startAPI(b, map[string]string{"MAX_PHOTOS_PER_REQUEST": "500", "MAX_BODY_BYTES": "1048576", "LOG_LEVEL": "info"})
-	var photos []string
-	for len(photos) < b.N {
-		urls := make([]string, min(500, b.N-len(photos)))
-		for i := range urls {
-			urls[i] = fmt.Sprintf("http://127.0.0.1:9/p/%d.jpg", len(photos)+i)
-		}
-		photos = append(photos, ids(h.create(jsonList(urls...)))...)
-	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	var next atomic.Int64
-	b.SetParallelism(16) // x GOMAXPROCS clients
+	h := startBenchAPI(b)
+	photos := pendingPhotos(b, h, b.N)
 	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			id := photos[next.Add(1)-1]
-			resp, err := client.Post(h.base+"/photos/process", "application/json", strings.NewReader(`{"uuids":["`+id+`"]}`))
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			_ = resp.Body.Close()
-			if resp.StatusCode != http.StatusAccepted {
-				b.Errorf("status %d", resp.StatusCode)
-				return
-			}
-		}
+	requestInParallel(b, http.StatusAccepted, func(client *http.Client, i int) (*http.Response, error) {
+		return client.Post(h.base+"/photos/process", "application/json", strings.NewReader(`{"uuids":["`+photos[i]+`"]}`))
 	})
 	// The relay's publishing counts too: the clock stops when the outbox
 	// is empty.
@@ -57,29 +34,47 @@ func BenchmarkProcessPhotos(b *testing.B) {
 // at once, through run() with the real Postgres: with -cpuprofile, where
 // the API's CPU goes per read.
 func BenchmarkGetPhoto(b *testing.B) {
-	h := startAPI(b, map[string]string{"MAX_PHOTOS_PER_REQUEST": "500", "MAX_BODY_BYTES": "1048576", "LOG_LEVEL": "info"})
+	h := startBenchAPI(b)
+	photos := pendingPhotos(b, h, 1000)
+	b.ResetTimer()
+	requestInParallel(b, http.StatusOK, func(client *http.Client, i int) (*http.Response, error) {
+		return client.Get(h.base + "/photos/" + photos[i%len(photos)])
+	})
+}
+
+func startBenchAPI(b *testing.B) *harness {
+	return startAPI(b, map[string]string{"MAX_PHOTOS_PER_REQUEST": "500", "MAX_BODY_BYTES": "1048576", "LOG_LEVEL": "info"})
+}
+
+// pendingPhotos registers n photos (not processed) and returns their ids.
+func pendingPhotos(b *testing.B, h *harness, n int) []string {
 	var photos []string
-	for len(photos) < 1000 {
-		urls := make([]string, 500)
+	for len(photos) < n {
+		urls := make([]string, min(500, n-len(photos)))
 		for i := range urls {
 			urls[i] = fmt.Sprintf("http://127.0.0.1:9/p/%d.jpg", len(photos)+i)
 		}
 		photos = append(photos, ids(h.create(jsonList(urls...)))...)
 	}
+	return photos
+}
+
+// requestInParallel sends request i (0, 1, ...) from 16 x GOMAXPROCS
+// clients at once until b.N have gone, each expecting status want.
+func requestInParallel(b *testing.B, want int, request func(client *http.Client, i int) (*http.Response, error)) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	var next atomic.Int64
-	b.SetParallelism(16) // x GOMAXPROCS clients
-	b.ResetTimer()
+	b.SetParallelism(16)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			resp, err := client.Get(h.base + "/photos/" + photos[int(next.Add(1))%len(photos)])
+			resp, err := request(client, int(next.Add(1)-1))
 			if err != nil {
 				b.Error(err)
 				return
 			}
 			_, _ = io.Copy(io.Discard, resp.Body)
 			_ = resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
+			if resp.StatusCode != want {
 				b.Errorf("status %d", resp.StatusCode)
 				return
 			}
