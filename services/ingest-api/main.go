@@ -48,6 +48,10 @@ func main() {
 }
 
 // photoStatuses are the statuses photopipe_photos always reports.
+// closeWait bounds how long a stopping ingest-api waits for its publisher
+// to close.
+const closeWait = 2 * time.Second
+
 var photoStatuses = []string{
 	string(database.StatusPending), string(database.StatusProcessing),
 	string(database.StatusCompleted), string(database.StatusFailed),
@@ -105,7 +109,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	defer pub.Close()
+	// Closing it waits for its publishes in flight, at most closeWait
+	// (a broker under a resource alarm never confirms them).
+	defer bus.CloseAll([]func() error{pub.Close}, closeWait, log)
 	relay := outbox.NewRelay(db, log, cfg.OutboxBatch, cfg.Bus.PublishChannels, cfg.OutboxPollInterval)
 	relay.Linger = cfg.OutboxLinger
 	repo := postgres.New(db, relay.Notify)

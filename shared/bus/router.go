@@ -320,3 +320,26 @@ func correlate(h message.HandlerFunc) message.HandlerFunc {
 		return h(msg)
 	}
 }
+
+// CloseAll closes what a service opened (connections to the broker), the
+// last opened first, and waits for it no longer than wait. A Close can
+// hang: a publisher's waits for the publishes in flight, and one the
+// broker never confirms (a broker under a resource alarm blocks its
+// publishers and keeps their connections open) waits forever, which must
+// not keep a stopping service from exiting.
+func CloseAll(closers []func() error, wait time.Duration, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := len(closers) - 1; i >= 0; i-- {
+			_ = closers[i]() // the connections are going away either way
+		}
+	}()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		log.Warn("connections to the broker not closed in time; not waiting for them", slog.Duration("waited", wait))
+	}
+}

@@ -203,7 +203,18 @@ func (r *Relay) Flush(ctx context.Context, pub message.Publisher) (int, error) {
 				return nil
 			})
 		}
-		pubErr = g.Wait()
+		// A publish the broker never confirms (a broker under a resource
+		// alarm blocks its publishers) is not waited for past ctx (a
+		// stop): the transaction rolls back and the rows stay for the
+		// next round, whether or not the broker takes them in the end
+		// (consumers take duplicates).
+		waited := make(chan error, 1)
+		go func() { waited <- g.Wait() }()
+		select {
+		case pubErr = <-waited:
+		case <-ctx.Done():
+			return fmt.Errorf("publish: %w", ctx.Err())
+		}
 		ids := make([]int64, 0, len(rows))
 		for i, ok := range done {
 			if ok {

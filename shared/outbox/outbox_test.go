@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -126,6 +127,45 @@ func TestRelayKeepsRowsWhenTheBrokerFails(t *testing.T) {
 	require.NoError(t, db.Model(&database.OutboxMessage{}).Count(&left).Error)
 	require.EqualValues(t, 1, left, "an unpublished row stays for the next round")
 }
+
+// A flush whose publish the broker never confirms ends with its context
+// (a stop) and keeps the row for the next round.
+func TestFlushDoesNotWaitPastItsContextForAPublish(t *testing.T) {
+	db, _ := relayEnv(t)
+	require.NoError(t, db.Transaction(func(tx *gorm.DB) error {
+		return outbox.Add(tx, "", &event.PhotoRequested{Header: event.NewHeader("p1", 1), URL: "http://example.com/a.jpg"})
+	}))
+	pub := hangingPublisher{release: make(chan struct{})}
+	defer close(pub.release)
+	relay := outbox.NewRelay(db, slog.New(slog.DiscardHandler), 200, 8, time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := relay.Flush(ctx, pub)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Flush waited past its context for a publish")
+	}
+	var left int64
+	require.NoError(t, db.Model(&database.OutboxMessage{}).Count(&left).Error)
+	require.EqualValues(t, 1, left, "the row stays for the next round")
+}
+
+// hangingPublisher's Publish waits until release is closed, as for a
+// confirm the broker does not send.
+type hangingPublisher struct{ release chan struct{} }
+
+func (p hangingPublisher) Publish(string, ...*message.Message) error {
+	<-p.release
+	return errors.New("released")
+}
+
+func (p hangingPublisher) Close() error { return nil }
 
 // countingPublisher records how many messages each Publish call carried.
 type countingPublisher struct {

@@ -92,11 +92,13 @@ func Run(ctx context.Context, o Options) error {
 	if err := o.Bus.Declare(ctx, o.Log); err != nil {
 		return fmt.Errorf("declare topology: %w", err)
 	}
+	var closers []func() error
+	defer func() { bus.CloseAll(closers, abandonWait, o.Log) }()
 	pub, err := o.Bus.NewPublisher(wlog)
 	if err != nil {
 		return err
 	}
-	defer pub.Close()
+	closers = append(closers, pub.Close)
 	events, err := bus.NewEventBus(pub, wlog)
 	if err != nil {
 		return fmt.Errorf("create event bus: %w", err)
@@ -105,7 +107,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	defer sub.Close()
+	closers = append(closers, sub.Close)
 	reg := o.Metrics
 	if reg == nil {
 		reg = metrics.New(o.Service)
@@ -115,7 +117,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	depth := o.Bus.NewQueueDepth()
-	defer depth.Close()
+	closers = append(closers, depth.Close)
 	if err := metrics.NewDeadLetterDepth(reg, bus.DeadLetterTopic(o.Service), depth.Depth, deadLetterTTL); err != nil {
 		return err
 	}
@@ -162,7 +164,7 @@ func Run(ctx context.Context, o Options) error {
 		if err != nil {
 			return err
 		}
-		defer bp.Close()
+		closers = append(closers, bp.Close)
 		batchPub = bp
 	}
 

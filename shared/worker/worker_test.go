@@ -4,7 +4,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +31,20 @@ func service(t *testing.T, shutdown time.Duration, handle func(context.Context, 
 	cfg = bus.LoadConfig(envconfig.New(func(string) string { return "" }), 1)
 	cfg.URL = testenv.RabbitMQ(t)
 	cfg.RetryMax = 0
+	health, stop, done = serve(t, cfg, cfg.URL, shutdown, func(*cqrs.EventBus) ([]cqrs.EventHandler, error) {
+		return []cqrs.EventHandler{cqrs.NewEventHandler("test.failed", handle)}, nil
+	})
+	return cfg, health, stop, done
+}
+
+// serve runs worker.Run for the recorder with handlers, its connections
+// to the broker going to serviceURL (cfg.URL, or a proxy of it), publishes
+// one PhotoFailed straight to cfg.URL and returns once the service is
+// ready.
+func serve(t *testing.T, cfg bus.Config, serviceURL string, shutdown time.Duration, handlers func(*cqrs.EventBus) ([]cqrs.EventHandler, error)) (health string, stop func(), done <-chan error) {
+	t.Helper()
+	direct := cfg.URL
+	cfg.URL = serviceURL
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	bound := make(chan string, 1)
@@ -36,10 +53,7 @@ func service(t *testing.T, shutdown time.Duration, handle func(context.Context, 
 		defer close(finished)
 		result <- worker.Run(ctx, worker.Options{
 			Service: bus.Recorder, Bus: cfg, Workers: 1, HealthAddr: "127.0.0.1:0", HealthBound: bound, Log: log,
-			ShutdownTimeout: shutdown,
-			Handlers: func(*cqrs.EventBus) ([]cqrs.EventHandler, error) {
-				return []cqrs.EventHandler{cqrs.NewEventHandler("test.failed", handle)}, nil
-			},
+			ShutdownTimeout: shutdown, Handlers: handlers,
 		})
 	}()
 	select {
@@ -56,13 +70,14 @@ func service(t *testing.T, shutdown time.Duration, handle func(context.Context, 
 		}
 	})
 	require.Eventually(t, func() bool { return get(t, health, "/readyz") == http.StatusOK }, 20*time.Second, 20*time.Millisecond)
+	cfg.URL = direct
 	pub, err := cfg.NewPublisher(watermill.NopLogger{})
 	require.NoError(t, err)
 	defer pub.Close()
 	events, err := bus.NewEventBus(pub, watermill.NopLogger{})
 	require.NoError(t, err)
 	require.NoError(t, events.Publish(context.Background(), &event.PhotoFailed{Header: event.NewHeader("p1", 1)}))
-	return cfg, health, cancel, result
+	return health, cancel, result
 }
 
 func get(t *testing.T, addr, path string) int {
@@ -148,3 +163,117 @@ func TestStopGivesUpAfterTheShutdownTimeout(t *testing.T) {
 		return queueDepth(t, cfg.URL, cfg.QueueName(event.TopicPhotoFailed, bus.Recorder)) == 1
 	}, 5*time.Second, 50*time.Millisecond, "the message is back in its queue")
 }
+
+// A stop that gives up on a handler stuck in a publish the broker never
+// confirms (a broker under a resource alarm blocks its publishers and
+// keeps their connections alive) still ends: closing the publisher waits
+// for its publishes in flight, and Run waits for that no longer than for
+// the router. Here the network to the broker freezes under the publish.
+func TestStopGivesUpOnAPublishThatIsNeverConfirmed(t *testing.T) {
+	cfg := bus.LoadConfig(envconfig.New(func(string) string { return "" }), 1)
+	cfg.URL = testenv.RabbitMQ(t)
+	cfg.RetryMax = 0
+	proxy := newFreezer(t, cfg.URL)
+	publishing := make(chan struct{}, 1)
+	_, stop, done := serve(t, cfg, proxy.url, 300*time.Millisecond, func(events *cqrs.EventBus) ([]cqrs.EventHandler, error) {
+		return []cqrs.EventHandler{cqrs.NewEventHandler("test.failed", func(ctx context.Context, e *event.PhotoFailed) error {
+			if e.PhotoID != "p1" {
+				return nil
+			}
+			// The first publish declares the topic's exchange; the
+			// second waits for its confirm.
+			if err := events.Publish(ctx, &event.PhotoFailed{Header: event.NewHeader("p2", 1)}); err != nil {
+				return err
+			}
+			proxy.freeze()
+			publishing <- struct{}{}
+			return events.Publish(ctx, &event.PhotoFailed{Header: event.NewHeader("p3", 1)})
+		})}, nil
+	})
+	<-publishing
+	t0 := time.Now()
+	stop()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(12 * time.Second): // about 6 s: the shutdown timeout, then 2 s for each wait
+		t.Fatal("Run waited for a publish the broker never confirms")
+	}
+	t.Logf("Run returned %s after the stop", time.Since(t0).Round(time.Millisecond))
+}
+
+// freezer is a TCP proxy to a broker whose connections can be frozen:
+// they stay open, and nothing more passes either way.
+type freezer struct {
+	url    string
+	frozen chan struct{}
+	once   sync.Once
+}
+
+func newFreezer(t *testing.T, brokerURL string) *freezer {
+	t.Helper()
+	u, err := url.Parse(brokerURL)
+	require.NoError(t, err)
+	broker := u.Host
+	if u.Port() == "" {
+		broker = net.JoinHostPort(u.Hostname(), "5672")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	f := &freezer{frozen: make(chan struct{})}
+	closed := make(chan struct{})
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		close(closed)
+		_ = ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	pipe := func(dst, src net.Conn) {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				select {
+				case <-f.frozen:
+					<-closed // held until the test ends
+					return
+				default:
+				}
+				if _, err := dst.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b, err := net.Dial("tcp", broker)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, b)
+			mu.Unlock()
+			go pipe(b, c)
+			go pipe(c, b)
+		}
+	}()
+	u.Host = ln.Addr().String()
+	f.url = u.String()
+	return f
+}
+
+func (f *freezer) freeze() { f.once.Do(func() { close(f.frozen) }) }
