@@ -182,6 +182,10 @@ func (d *decoder) processSOS(n int) error {
 	}
 
 	d.bits = bits{}
+	if d.progressive && zigStart > 0 {
+		c := scan[0]
+		return d.processACScan(int(c.compIndex), &d.huff[acTable][c.ta], mxx, myy, zigStart, zigEnd, ah, al, skipAC)
+	}
 	mcu, expectedRST := 0, uint8(rst0Marker)
 	var (
 		// b is the decoded coefficients, in natural (not zig-zag) order.
@@ -333,6 +337,54 @@ func (d *decoder) processSOS(n int) error {
 		} // for mx
 	} // for my
 
+	return nil
+}
+
+// processACScan decodes a progressive scan of AC coefficients, of one
+// component (processSOS checks): the blocks inside the image, in raster
+// order, each decoded in place (progBlock) with its non-zero mask. It does
+// what processSOS's general loop does for such a scan, without walking
+// MCUs: no division nor per-MCU test for each block (a third of the time
+// the loop took on its own at 1/4).
+func (d *decoder) processACScan(ci int, h *huffman, mxx, myy int, zigStart, zigEnd int32, ah, al uint32, skipAC bool) error {
+	// q blocks a row are stored; those at or past the image's right or
+	// bottom edge (in pixels of the full image, as processSOS tests) are
+	// not coded.
+	q := mxx * d.comp[ci].h
+	cols := min(q, (d.width+7)/8)
+	rows := min(myy*d.comp[ci].v, (d.height+7)/8)
+	coeffs, nzs, stride := d.progCoeffs[ci], d.progNZ[ci], d.progStride
+	expectedRST := uint8(rst0Marker)
+	var dc [maxComponents]int32
+	// The restart interval counts the component's blocks (F.2.2.4).
+	untilRestart := d.ri
+	for by := 0; by < rows; by++ {
+		for bx := 0; bx < cols; bx++ {
+			if d.ri > 0 {
+				if untilRestart == 0 {
+					if err := d.restart(&expectedRST, &dc); err != nil {
+						return err
+					}
+					untilRestart = d.ri
+				}
+				untilRestart--
+			}
+			i := by*q + bx
+			b := (*block)(coeffs[i*stride : i*stride+blockSize])
+			switch {
+			case ah != 0:
+				if err := d.refine(b, &nzs[i], h, zigStart, zigEnd, 1<<al); err != nil {
+					return err
+				}
+			case d.eobRun > 0:
+				d.eobRun--
+			default:
+				if err := d.decodeACs(b, &nzs[i], h, zigStart, zigEnd, al, skipAC); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	return nil
 }
 
