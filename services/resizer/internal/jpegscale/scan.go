@@ -546,12 +546,8 @@ func (d *decoder) refineNonZeroes(b *block, m uint64, zig, zigEnd, nz, delta int
 	band := ^uint64(0) >> uint(63-zigEnd&(blockSize-1)) &^ (1<<uint(zig&(blockSize-1)) - 1)
 	stop := zigEnd + 1
 	if nz >= 0 {
-		zeros := ^m & band
-		for ; nz > 0 && zeros != 0; nz-- {
-			zeros &= zeros - 1
-		}
-		if zeros != 0 {
-			stop = int32(mbits.TrailingZeros64(zeros))
+		if zeros := ^m & band; int(nz) < mbits.OnesCount64(zeros) {
+			stop = int32(selectBit(zeros, uint64(nz)))
 		}
 	}
 	// One correction bit for each non-zero coefficient before stop.
@@ -736,3 +732,33 @@ func (d *decoder) findRST(expectedRST uint8) error {
 		}
 	}
 }
+
+// selectBit returns the position of the (k+1)th lowest set bit of x, which
+// has more than k set bits, without a branch (Vigna's broadword select:
+// the byte that holds it from the bytes' running popcounts, the bit within
+// that byte from a table).
+func selectBit(x, k uint64) int {
+	const l8, h8 = 0x0101010101010101, 0x8080808080808080
+	s := x - (x>>1)&0x5555555555555555
+	s = s&0x3333333333333333 + (s>>2)&0x3333333333333333
+	s = ((s + s>>4) & 0x0f0f0f0f0f0f0f0f) * l8 // byte i: the set bits of bytes 0 to i
+	// The bytes whose running count is at most k come before it.
+	place := uint(mbits.OnesCount64(((k*l8|h8)-s)&h8)) * 8
+	rank := k - (s<<8>>place)&0xff
+	return int(place) + int(selectInByte[(x>>place)&0xff|rank<<8])
+}
+
+// selectInByte[r<<8|v] is the position of the (r+1)th lowest set bit of
+// the byte v.
+var selectInByte = func() (t [8 << 8]uint8) {
+	for v := range 256 {
+		r := 0
+		for b := range 8 {
+			if v>>b&1 != 0 {
+				t[r<<8|v] = uint8(b)
+				r++
+			}
+		}
+	}
+	return t
+}()
