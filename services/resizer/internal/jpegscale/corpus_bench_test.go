@@ -29,10 +29,10 @@ func BenchmarkDecodeSafeLanding8(b *testing.B) {
 
 // BenchmarkDecodeProgressive decodes two progressive photos of the corpus
 // (2560x1600 and 5120x2880, libjpeg's scan script with its refinement
-// scans) at full size, 1/2 and 1/4.
+// scans) at full size, 1/2, 1/4 and 1/8 (DC scans only).
 func BenchmarkDecodeProgressive(b *testing.B) {
 	for _, name := range []string{"Autumn-2560x1600.jpg", "Flow-5120x2880.jpg"} {
-		for _, s := range []int{1, 2, 4} {
+		for _, s := range []int{1, 2, 4, 8} {
 			b.Run(fmt.Sprintf("%s/1:%d", name, s), func(b *testing.B) {
 				data := corpusPhoto(b, name)
 				for b.Loop() {

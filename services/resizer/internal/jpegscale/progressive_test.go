@@ -20,11 +20,15 @@ import (
 // approximation steps, split refinement bands, restart intervals and
 // partial MCUs (360x240, 4:2:0). ycc422, ycc444 and cmyk have libjpeg's
 // default script (jpegtran -progressive -restart 3) with 4:2:2 and 4:4:4
-// sampling and four components (Adobe CMYK), at odd sizes. The others are
-// the decoder's progressive fixtures, colour and grayscale.
+// sampling and four components (Adobe CMYK), at odd sizes. dcsplit has the
+// script of testdata/dcsplit-scans.txt (jpegtran -scans dcsplit-scans.txt
+// -restart 5B): DC scans of one component and refined, restarts every 5
+// blocks or MCUs (not at row ends), 100x70 in 4:2:0, so that a scan of the
+// luma alone has blocks past the right and bottom edges that are not coded.
+// The others are the decoder's progressive fixtures, colour and grayscale.
 func TestProgressiveMatchesSequential(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"bands", "ycc422", "ycc444", "cmyk", "progressive-photo", "progressive-restart-gray"} {
+	for _, name := range []string{"bands", "ycc422", "ycc444", "cmyk", "dcsplit", "progressive-photo", "progressive-restart-gray"} {
 		prog := readFixture(t, name+"-progressive.jpg", name+".jpg")
 		seq := readFixture(t, name+"-baseline.jpg")
 		if !bytes.Contains(prog, []byte{0xff, 0xc2}) || bytes.Contains(seq, []byte{0xff, 0xc2}) {
