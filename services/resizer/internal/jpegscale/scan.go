@@ -204,31 +204,18 @@ func (d *decoder) processSOS(n int) error {
 				hi := d.comp[compIndex].h
 				vi := d.comp[compIndex].v
 				for j := 0; j < hi*vi; j++ {
-					// The blocks are traversed one MCU at a time. For 4:2:0 chroma
-					// subsampling, there are four Y 8x8 blocks in every 16x16 MCU.
-					//
-					// For a sequential 32x16 pixel image, the Y blocks visiting order is:
+					// The blocks are traversed one MCU at a time. In an
+					// interleaved scan (nComp > 1) each component's h x v
+					// blocks of the MCU come in raster order: the Y blocks
+					// of a 32x16 4:2:0 image go
 					//	0 1 4 5
 					//	2 3 6 7
-					//
-					// For progressive images, the interleaved scans (those with nComp > 1)
-					// are traversed as above, but non-interleaved scans are traversed left
-					// to right, top to bottom:
-					//	0 1 2 3
-					//	4 5 6 7
-					// Only DC scans (zigStart == 0) can be interleaved. AC scans must have
-					// only one component.
-					//
-					// To further complicate matters, for non-interleaved scans, there is no
-					// data for any blocks that are inside the image at the MCU level but
-					// outside the image at the pixel level. For example, a 24x16 pixel 4:2:0
-					// progressive image consists of two 16x16 MCUs. The interleaved scans
-					// will process 8 Y blocks:
-					//	0 1 4 5
-					//	2 3 6 7
-					// The non-interleaved scans will process only 6 Y blocks:
-					//	0 1 2
-					//	3 4 5
+					// A scan of one component (a grayscale JPEG, or one
+					// with a scan per component) goes over that component's
+					// blocks left to right, top to bottom, and has no data
+					// for those outside the image at the pixel level,
+					// though inside it at the MCU level. (Progressive
+					// scans: processDCScan and processACScan.)
 					if nComp != 1 {
 						bx = hi*mx + j%hi
 						by = vi*my + j/hi
@@ -243,8 +230,7 @@ func (d *decoder) processSOS(n int) error {
 						// In a scan of one component, the restart interval
 						// counts its blocks, not the frame's MCUs (section
 						// F.2.2.4): with 4:2:0, four luma blocks per MCU.
-						// (Go's image/jpeg counts MCUs, and fails on a
-						// colour progressive JPEG with restart markers.)
+						// (Go's image/jpeg counts MCUs.)
 						if d.ri > 0 && coded > 0 && coded%d.ri == 0 {
 							if err := d.restart(&expectedRST, &dc); err != nil {
 								return err
@@ -253,17 +239,7 @@ func (d *decoder) processSOS(n int) error {
 						coded++
 					}
 
-					// Load the previous partially decoded coefficients, if applicable.
-					pb := &b
-					var nz *uint64 // the block's progNZ entry
-					if dcOnly {
-						b[0] = d.progDC[compIndex][by*mxx*hi+bx]
-					} else if d.progressive {
-						// Decode in place: copying 256 bytes in and out
-						// for every block of every scan is wasted work.
-						pb = d.progBlock(int(compIndex), by*mxx*hi+bx)
-						nz = &d.progNZ[compIndex][by*mxx*hi+bx]
-					} else if skipAC {
+					if skipAC {
 						// reconstructBlock reads only the kept
 						// coefficients: clearing the other 48 to 63 of
 						// them would be wasted.
@@ -274,53 +250,24 @@ func (d *decoder) processSOS(n int) error {
 						b = block{}
 					}
 
-					if ah != 0 {
-						if err := d.refine(pb, nz, &d.huff[acTable][scan[i].ta], zigStart, zigEnd, 1<<al); err != nil {
+					// Decode the DC coefficient, as specified in section F.2.2.1.
+					dcDelta, err := d.decodeDC(&d.huff[dcTable][scan[i].td])
+					if err != nil {
+						return err
+					}
+					dc[compIndex] += dcDelta
+					b[0] = dc[compIndex]
+					if dcOnlySeq {
+						if err := d.skipACs(&d.huff[acTable][scan[i].ta], 1, blockSize-1); err != nil {
 							return err
 						}
 					} else {
-						zig := zigStart
-						if zig == 0 {
-							zig++
-							// Decode the DC coefficient, as specified in section F.2.2.1.
-							dcDelta, err := d.decodeDC(&d.huff[dcTable][scan[i].td])
-							if err != nil {
-								return err
-							}
-							dc[compIndex] += dcDelta
-							pb[0] = dc[compIndex] << al
-						}
-
-						if zig <= zigEnd && d.eobRun > 0 {
-							d.eobRun--
-						} else if dcOnlySeq {
-							if err := d.skipACs(&d.huff[acTable][scan[i].ta], zig, zigEnd); err != nil {
-								return err
-							}
-						} else {
-							// Decode the AC coefficients, as specified in section F.2.2.2.
-							if err := d.decodeACs(pb, nz, &d.huff[acTable][scan[i].ta], zig, zigEnd, al, skipAC); err != nil {
-								return err
-							}
+						// Decode the AC coefficients, as specified in section F.2.2.2.
+						if err := d.decodeACs(&b, nil, &d.huff[acTable][scan[i].ta], 1, blockSize-1, 0, skipAC); err != nil {
+							return err
 						}
 					}
-
-					if dcOnly {
-						d.progDC[compIndex][by*mxx*hi+bx] = pb[0]
-						continue
-					}
-					if d.progressive {
-						// The coefficients were decoded in place.
-						// At this point, we could call reconstructBlock to dequantize and perform the
-						// inverse DCT, to save early stages of a progressive image to the *image.YCbCr
-						// buffers (the whole point of progressive encoding), but in Go, the jpeg.Decode
-						// function does not return until the entire image is decoded, so we "continue"
-						// here to avoid wasted computation. Instead, reconstructBlock is called on each
-						// accumulated block by the reconstructProgressiveImage method after all of the
-						// SOS markers are processed.
-						continue
-					}
-					if err := d.reconstructBlock(pb, bx, by, int(compIndex)); err != nil {
+					if err := d.reconstructBlock(&b, bx, by, int(compIndex)); err != nil {
 						return err
 					}
 				} // for j
