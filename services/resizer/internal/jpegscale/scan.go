@@ -257,7 +257,13 @@ func (d *decoder) processSOS(n int) error {
 					}
 					dc[compIndex] += dcDelta
 					b[0] = dc[compIndex]
-					if dcOnlySeq {
+					if d.eobRun > 0 {
+						// An end-of-band run (EOBn) belongs in
+						// progressive scans; in a sequential one it skips
+						// the ACs of as many blocks, as in image/jpeg,
+						// whose output this decoder matches.
+						d.eobRun--
+					} else if dcOnlySeq {
 						if err := d.skipACs(&d.huff[acTable][scan[i].ta], 1, blockSize-1); err != nil {
 							return err
 						}

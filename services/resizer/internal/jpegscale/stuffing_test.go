@@ -104,3 +104,27 @@ func sameImage(a, b image.Image) bool {
 	}
 	return true
 }
+
+// A sequential scan with an end-of-band run (an EOBn symbol, meant for
+// progressive scans) decodes as image/jpeg decodes it: the run skips the
+// ACs of the blocks it covers. (A tidy-up once dropped the run's use in
+// sequential scans: the file then failed with "bad Huffman code".)
+func TestSequentialEOBRunAsImageJPEG(t *testing.T) {
+	data := readFixture(t, "sequential-eobrun.jpg")
+	want, err := jpeg.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("image/jpeg: %v", err)
+	}
+	got, err := DecodeScaled(bytes.NewReader(data), 1)
+	if err != nil {
+		t.Fatalf("DecodeScaled: %v", err)
+	}
+	if !sameImage(got, want) {
+		t.Error("the decode differs from image/jpeg's")
+	}
+	for _, s := range []int{2, 4, 8} {
+		if _, err := DecodeScaled(bytes.NewReader(data), s); err != nil {
+			t.Errorf("1/%d: %v", s, err)
+		}
+	}
+}
