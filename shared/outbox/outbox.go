@@ -181,7 +181,7 @@ func (r *Relay) Flush(ctx context.Context, pub message.Publisher) (int, error) {
 		done := make([]bool, len(rows))
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(r.parallel)
-		for _, c := range chunks(rows, max((len(rows)+r.parallel-1)/r.parallel, minChunk)) {
+		publish := func(c chunk) {
 			g.Go(func() error {
 				msgs := make([]*message.Message, 0, c.end-c.start)
 				for _, row := range rows[c.start:c.end] {
@@ -205,11 +205,17 @@ func (r *Relay) Flush(ctx context.Context, pub message.Publisher) (int, error) {
 		}
 		// A publish the broker never confirms (a broker under a resource
 		// alarm blocks its publishers) is not waited for past ctx (a
-		// stop): the transaction rolls back and the rows stay for the
+		// stop), nor is a free slot for the next chunk (g.Go waits for
+		// one): the transaction rolls back and the rows stay for the
 		// next round, whether or not the broker takes them in the end
 		// (consumers take duplicates).
 		waited := make(chan error, 1)
-		go func() { waited <- g.Wait() }()
+		go func() {
+			for _, c := range chunks(rows, max((len(rows)+r.parallel-1)/r.parallel, minChunk)) {
+				publish(c)
+			}
+			waited <- g.Wait()
+		}()
 		select {
 		case pubErr = <-waited:
 		case <-ctx.Done():
