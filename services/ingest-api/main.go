@@ -48,10 +48,6 @@ func main() {
 }
 
 // photoStatuses are the statuses photopipe_photos always reports.
-// closeWait bounds how long a stopping ingest-api waits for its publisher
-// to close.
-const closeWait = 2 * time.Second
-
 var photoStatuses = []string{
 	string(database.StatusPending), string(database.StatusProcessing),
 	string(database.StatusCompleted), string(database.StatusFailed),
@@ -109,9 +105,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	// Closing it waits for its publishes in flight, at most closeWait
-	// (a broker under a resource alarm never confirms them).
-	defer bus.CloseAll([]func() error{pub.Close}, closeWait, log)
+	// Closing it waits for its publishes in flight, at most
+	// bus.CloseWait (a broker under a resource alarm never confirms them).
+	defer bus.CloseAll([]func() error{pub.Close}, log)
 	relay := outbox.NewRelay(db, log, cfg.OutboxBatch, cfg.Bus.PublishChannels, cfg.OutboxPollInterval)
 	relay.Linger = cfg.OutboxLinger
 	repo := postgres.New(db, relay.Notify)

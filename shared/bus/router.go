@@ -321,13 +321,16 @@ func correlate(h message.HandlerFunc) message.HandlerFunc {
 	}
 }
 
+// CloseWait bounds how long CloseAll waits.
+const CloseWait = 2 * time.Second
+
 // CloseAll closes what a service opened (connections to the broker), the
-// last opened first, and waits for it no longer than wait. A Close can
+// last opened first, and waits for it no longer than CloseWait. A Close can
 // hang: a publisher's waits for the publishes in flight, and one the
 // broker never confirms (a broker under a resource alarm blocks its
 // publishers and keeps their connections open) waits forever, which must
 // not keep a stopping service from exiting.
-func CloseAll(closers []func() error, wait time.Duration, log *slog.Logger) {
+func CloseAll(closers []func() error, log *slog.Logger) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -335,11 +338,11 @@ func CloseAll(closers []func() error, wait time.Duration, log *slog.Logger) {
 			_ = closers[i]() // the connections are going away either way
 		}
 	}()
-	timer := time.NewTimer(wait)
+	timer := time.NewTimer(CloseWait)
 	defer timer.Stop()
 	select {
 	case <-done:
 	case <-timer.C:
-		log.Warn("connections to the broker not closed in time; not waiting for them", slog.Duration("waited", wait))
+		log.Warn("connections to the broker not closed in time; not waiting for them", slog.Duration("waited", CloseWait))
 	}
 }

@@ -93,7 +93,7 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("declare topology: %w", err)
 	}
 	var closers []func() error
-	defer func() { bus.CloseAll(closers, abandonWait, o.Log) }()
+	defer func() { bus.CloseAll(closers, o.Log) }()
 	pub, err := o.Bus.NewPublisher(wlog)
 	if err != nil {
 		return err

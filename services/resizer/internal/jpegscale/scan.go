@@ -317,8 +317,8 @@ func (d *decoder) processDCScan(scan []scanComponent, mxx, myy int, ah, al uint3
 			dst[c.compIndex] = d.progCoeffs[c.compIndex]
 		}
 	}
-	// units lists the blocks of a unit of the scan: block k of unit (ux,
-	// uy) is block uy*rows+ux*cols+off of component c. In an interleaved
+	// blocks lists the blocks of a unit of the scan: in unit (ux, uy),
+	// each is block uy*rows+ux*cols+off of its component c. In an interleaved
 	// scan a unit is an MCU (each component's h x v blocks in raster
 	// order); in a scan of one component it is one block, and only those
 	// inside the image are coded. The restart interval counts units
@@ -406,15 +406,6 @@ func (d *decoder) processACScan(ci int, h *huffman, mxx, myy int, zigStart, zigE
 	untilRestart := d.ri
 	for by := 0; by < rows; by++ {
 		for bx := 0; bx < cols; bx++ {
-			if d.ri > 0 {
-				if untilRestart == 0 {
-					if err := d.restart(&expectedRST, &dc); err != nil {
-						return err
-					}
-					untilRestart = d.ri
-				}
-				untilRestart--
-			}
 			i := by*q + bx
 			b := (*block)(coeffs[i*stride : i*stride+blockSize])
 			switch {
@@ -427,6 +418,14 @@ func (d *decoder) processACScan(ci int, h *huffman, mxx, myy int, zigStart, zigE
 			default:
 				if err := d.decodeACs(b, &nzs[i], h, zigStart, zigEnd, al, skipAC); err != nil {
 					return err
+				}
+			}
+			if d.ri > 0 {
+				if untilRestart--; untilRestart == 0 && (by+1 < rows || bx+1 < cols) {
+					if err := d.restart(&expectedRST, &dc); err != nil {
+						return err
+					}
+					untilRestart = d.ri
 				}
 			}
 		}
